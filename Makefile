@@ -1,0 +1,64 @@
+# dicom-ops: `make run` starts the embedded stack, `make test` runs the whole suite.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+SYSTEM_PACKAGES := dcmtk postgresql orthanc
+PYTEST_ARGS ?=
+
+.PHONY: help run test venv system-deps lock lint bench clean
+
+help:
+	@echo "make run    - create the venv, install, start the whole stack on 127.0.0.1"
+	@echo "make test   - install what the tests need (system packages too) and run the suite"
+	@echo "make lint   - ruff"
+	@echo "make lock   - regenerate requirements.lock from requirements.txt"
+	@echo "make bench  - run the benchmarks in bench/"
+
+$(BIN)/python:
+	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) is required (Python 3.11)"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+
+# Reinstall only when the lock or the package metadata changes.
+$(STAMP): requirements.lock pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --require-hashes -r requirements.lock
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+run: venv
+	$(BIN)/dicom-ops stack
+
+# System tools the tests use as real peers: dcmtk (storescu/storescp), PostgreSQL, Orthanc.
+system-deps:
+	@missing=""; \
+	command -v storescu >/dev/null || missing="$$missing dcmtk"; \
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
+	command -v Orthanc >/dev/null || missing="$$missing orthanc"; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	  for service in orthanc postgresql; do $$SUDO service $$service stop >/dev/null 2>&1 || true; done; \
+	fi
+
+# pytest exits 5 when it collected nothing: that fails the target, loudly.
+test: system-deps venv
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: venv
+	$(BIN)/ruff check plugins dags tests bench
+
+lock:
+	$(PYTHON) -m pip install --quiet uv==0.13.9
+	$(PYTHON) -m uv pip compile --python-version 3.11 --generate-hashes --quiet requirements.txt -o requirements.lock
+
+bench: venv
+	@for script in bench/*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
+
+clean:
+	rm -rf $(VENV) var .pytest_cache

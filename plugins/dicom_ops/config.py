@@ -1,0 +1,306 @@
+"""The one settings object: ``DICOM_OPS_*`` environment variables over defaults.
+
+Every setting is declared once in ``SETTINGS`` (name, default, parser, what is
+expected, help). The README's settings table is generated from that list
+(``dicom-ops config --markdown``) and a test keeps the two in step.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+ENV_PREFIX = "DICOM_OPS_"
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+class SettingsError(ValueError):
+    """A setting has a value we cannot use; the message names the variable."""
+
+
+# --- parsers: each raises ValueError; the caller adds the variable name -------------
+
+
+def _path(raw: str) -> Path:
+    if not raw.strip():
+        raise ValueError("empty path")
+    return Path(raw).expanduser()
+
+
+def _optional_path(raw: str) -> Path | None:
+    return Path(raw).expanduser() if raw.strip() else None
+
+
+def _int_range(low: int, high: int | None = None) -> Callable[[str], int]:
+    def parse(raw: str) -> int:
+        value = int(raw.strip())
+        if value < low or (high is not None and value > high):
+            raise ValueError(f"{value} out of range")
+        return value
+
+    return parse
+
+
+def _ae_title(raw: str) -> str:
+    value = raw.strip()
+    if not 1 <= len(value) <= 16 or not value.isascii() or "\\" in value:
+        raise ValueError("not an AE title")
+    if any(not ch.isprintable() for ch in value):
+        raise ValueError("control characters")
+    return value
+
+
+def _ae_list(raw: str) -> tuple[str, ...]:
+    return tuple(_ae_title(part) for part in raw.split(",") if part.strip())
+
+
+def _path_list(raw: str) -> tuple[Path, ...]:
+    return tuple(Path(p.strip()).expanduser() for p in raw.split(",") if p.strip())
+
+
+def _name_list(raw: str) -> tuple[str, ...]:
+    names = tuple(part.strip() for part in raw.split(",") if part.strip())
+    for name in names:
+        if not re.fullmatch(r"[A-Za-z0-9_.\-]+", name):
+            raise ValueError(f"bad name {name!r}")
+    return names
+
+
+_SIZE_UNITS = {"": 1, "b": 1, "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40,
+               "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12}
+
+
+def parse_size(raw: str) -> int:
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([A-Za-z]*)\s*", raw)
+    if not match or match.group(2).lower() not in _SIZE_UNITS:
+        raise ValueError("not a size")
+    return int(float(match.group(1)) * _SIZE_UNITS[match.group(2).lower()])
+
+
+def _uid_root(raw: str) -> str:
+    value = raw.strip().rstrip(".")
+    if not re.fullmatch(r"[1-9]\d*(\.(0|[1-9]\d*))*", value) or len(value) > 30:
+        raise ValueError("not a UID root")
+    return value
+
+
+def _db_url(raw: str) -> str:
+    value = raw.strip()
+    if not re.match(r"^(sqlite|postgresql)(\+\w+)?://", value):
+        raise ValueError("unsupported URL")
+    return value
+
+
+def _log_level(raw: str) -> str:
+    value = raw.strip().upper()
+    if value not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+        raise ValueError("unknown level")
+    return value
+
+
+def _text(raw: str) -> str:
+    return raw
+
+
+# --- the declaration -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    default: str | Callable[[dict[str, Any]], str] | None
+    parse: Callable[[str], Any]
+    expected: str
+    help: str
+    secret: bool = False
+
+    @property
+    def env(self) -> str:
+        return ENV_PREFIX + self.name.upper()
+
+    def default_text(self) -> str:
+        if self.default is None:
+            return "(none)"
+        if callable(self.default):
+            return self.default.__doc__ or "(derived)"
+        return self.default or "(empty)"
+
+
+def _default_db_url(values: dict[str, Any]) -> str:
+    """sqlite:///<data root>/dicom_ops.sqlite"""
+    return f"sqlite:///{(values['data_root'] / 'dicom_ops.sqlite').resolve()}"
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("data_root", "./var", _path, "a directory path",
+            "Where datastore/, work/, quarantine/ and results/ live."),
+    Setting("db_url", _default_db_url, _db_url, "a sqlite:/// or postgresql:// URL",
+            "The app DB. Inside Airflow tasks the connection `dicom_ops_db` wins when it exists."),
+    Setting("secret_key", None, _text, "a long random string",
+            "Installation secret: keys the UID HMAC, pseudonyms, date shifts and the "
+            "encryption of subject data. Required to de-identify; `make run` generates "
+            "one in var/secret_key.", secret=True),
+    Setting("ae_title", "DRAWCLIENT", _ae_title, "1-16 ASCII characters, no backslash",
+            "Our AE title (listener and C-STORE client)."),
+    Setting("listener_host", "127.0.0.1", _text, "a host name or IP address",
+            "Address the DICOM listener binds to."),
+    Setting("listener_port", "11112", _int_range(1, 65535), "an integer 1-65535",
+            "Port of the DICOM listener."),
+    Setting("allowed_aets", "", _ae_list, "comma-separated AE titles",
+            "Calling AE titles the listener accepts; empty accepts any (logged as a warning)."),
+    Setting("quiet_seconds", "30", _int_range(1, 86400), "an integer 1-86400",
+            "A series is finished after this many seconds without a new instance."),
+    Setting("max_associations", "10", _int_range(1, 1000), "an integer 1-1000",
+            "Concurrent associations the listener accepts."),
+    Setting("tls_cert", "", _optional_path, "a PEM file path, or empty",
+            "Listener TLS certificate (with DICOM_OPS_TLS_KEY); empty = plain DICOM."),
+    Setting("tls_key", "", _optional_path, "a PEM file path, or empty",
+            "Listener TLS private key."),
+    Setting("min_free_disk", "5GiB", parse_size, "a size such as 5GiB, 500MiB or bytes",
+            "Below this much free space under the data root, C-STORE is refused (0xA700)."),
+    Setting("watch_folders", "", _path_list, "comma-separated directory paths",
+            "Folders written by other programs, watched for finished series."),
+    Setting("emulator_port", "8123", _int_range(1, 65535), "an integer 1-65535",
+            "Port of the DRAW emulator that `make run` starts (on 127.0.0.1)."),
+    Setting("templates_dir", str(REPO_ROOT / "include" / "templates"), _path,
+            "a directory path", "Autosegmentation templates (*.yml)."),
+    Setting("deid_recipe", str(REPO_ROOT / "include" / "deid" / "deid.dicom"), _path,
+            "a file path", "The de-identification recipe (deid format)."),
+    Setting("uid_root", "2.25", _uid_root, "a UID prefix of digits and dots, up to 30 chars",
+            "Root for UIDs we create (new RTSTRUCT SOP Instance UIDs)."),
+    Setting("export_interval_minutes", "10", _int_range(1, 1440), "an integer 1-1440",
+            "Safety-net schedule of draw_export (it also runs on every ready series)."),
+    Setting("import_interval_minutes", "15", _int_range(1, 1440), "an integer 1-1440",
+            "Safety-net schedule of draw_import (it also runs when a result is ready)."),
+    Setting("cleanup_interval_hours", "24", _int_range(1, 720), "an integer 1-720",
+            "Schedule of draw_cleanup."),
+    Setting("import_deadline_hours", "6", _int_range(1, 720), "an integer 1-720",
+            "A transfer not finished on the server after this long fails as timed out."),
+    Setting("upload_slots", "2", _int_range(1, 64), "an integer 1-64",
+            "Slots of the Airflow pool draw_upload (concurrent uploads)."),
+    Setting("destinations", "", _name_list, "comma-separated Airflow connection ids",
+            "DICOM nodes that also receive each RTSTRUCT by C-STORE."),
+    Setting("log_level", "INFO", _log_level, "DEBUG, INFO, WARNING or ERROR",
+            "Log level of dicom-ops processes. PHI is only ever logged at DEBUG."),
+)
+
+
+@dataclass(frozen=True)
+class Settings:
+    data_root: Path
+    db_url: str
+    secret_key: str | None
+    ae_title: str
+    listener_host: str
+    listener_port: int
+    allowed_aets: tuple[str, ...]
+    quiet_seconds: int
+    max_associations: int
+    tls_cert: Path | None
+    tls_key: Path | None
+    min_free_disk: int
+    watch_folders: tuple[Path, ...]
+    emulator_port: int
+    templates_dir: Path
+    deid_recipe: Path
+    uid_root: str
+    export_interval_minutes: int
+    import_interval_minutes: int
+    cleanup_interval_hours: int
+    import_deadline_hours: int
+    upload_slots: int
+    destinations: tuple[str, ...]
+    log_level: str
+    extra: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def datastore_dir(self) -> Path:
+        return self.data_root / "datastore"
+
+    @property
+    def work_dir(self) -> Path:
+        return self.data_root / "work"
+
+    @property
+    def quarantine_dir(self) -> Path:
+        return self.data_root / "quarantine"
+
+    @property
+    def results_dir(self) -> Path:
+        return self.data_root / "results"
+
+    def require_secret_key(self) -> bytes:
+        """The installation secret, or a clear error when it is missing."""
+        if not self.secret_key or len(self.secret_key) < 16:
+            raise SettingsError(
+                f"{ENV_PREFIX}SECRET_KEY is not set (or shorter than 16 characters): "
+                "it is required to de-identify and re-identify. "
+                "`make run` keeps one in var/secret_key; set your own in production."
+            )
+        return self.secret_key.encode()
+
+
+def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+    """Build settings from ``environ`` (default ``os.environ``); all bad values at once."""
+    env = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    errors: list[str] = []
+    for setting in SETTINGS:
+        if setting.name in overrides:
+            values[setting.name] = overrides[setting.name]
+            continue
+        raw = env.get(setting.env)
+        if raw is None:
+            if setting.default is None:
+                values[setting.name] = None
+                continue
+            raw = setting.default(values) if callable(setting.default) else setting.default
+        try:
+            values[setting.name] = setting.parse(raw)
+        except (ValueError, KeyError) as exc:
+            shown = "(hidden)" if setting.secret else repr(raw)
+            errors.append(f"{setting.env}={shown} is invalid: expected {setting.expected} ({exc})")
+    if not errors and bool(values.get("tls_cert")) != bool(values.get("tls_key")):
+        errors.append(f"{ENV_PREFIX}TLS_CERT and {ENV_PREFIX}TLS_KEY must be set together")
+    if errors:
+        raise SettingsError("; ".join(errors))
+    known = {s.env for s in SETTINGS}
+    extra = {k: v for k, v in env.items() if k.startswith(ENV_PREFIX) and k not in known}
+    return Settings(**values, extra=extra)
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """Settings of this process, read once from the environment."""
+    return load_settings()
+
+
+def settings_markdown() -> str:
+    """The README table: every setting with its variable, default and meaning."""
+    lines = ["| Variable | Default | Expected | Meaning |", "|---|---|---|---|"]
+    for setting in SETTINGS:
+        default = setting.default_text().replace(str(REPO_ROOT), "<repo>")
+        lines.append(f"| `{setting.env}` | `{default}` | {setting.expected} | {setting.help} |")
+    return "\n".join(lines)
+
+
+def describe(settings: Settings) -> dict[str, str]:
+    """Effective settings for display, with secrets masked."""
+    shown: dict[str, str] = {}
+    secret_names = {s.name for s in SETTINGS if s.secret}
+    for f in fields(settings):
+        if f.name == "extra":
+            continue
+        value = getattr(settings, f.name)
+        if f.name in secret_names:
+            shown[ENV_PREFIX + f.name.upper()] = "(set)" if value else "(not set)"
+        elif isinstance(value, tuple):
+            shown[ENV_PREFIX + f.name.upper()] = ",".join(str(v) for v in value)
+        else:
+            shown[ENV_PREFIX + f.name.upper()] = "" if value is None else str(value)
+    return shown

@@ -1,0 +1,230 @@
+"""App DB tables (``dicom_ops``): series, jobs, transfers, maps and the audit log.
+
+States and statuses are plain strings checked by the DB; the rules for moving
+between them live in one place each (``dicom_ops.jobs.lifecycle`` for jobs,
+the intake modules for series).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import (
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+SERIES_STATES = ("receiving", "ready", "claimed", "done", "ignored", "error")
+SERIES_SOURCES = ("scp", "watcher", "queue", "pacs")
+JOB_STATUSES = ("in_queue", "processing", "finished", "failed", "cancelled", "invalidated")
+TRANSFER_STATUSES = (
+    "uploading",  # an upload attempt is in flight; its outcome is not known yet
+    "sent",  # the server returned a task id
+    "processing",  # the server reports work in progress
+    "completed",  # the server has the RTSTRUCT ready
+    "delivered",  # re-identified and written / C-STOREd
+    "confirmed",  # server told we received it
+    "failed",
+)
+UID_KINDS = ("study", "series", "sop", "frame_of_reference", "other")
+
+UID_LENGTH = 64
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def _in(column: str, values: tuple[str, ...]) -> str:
+    quoted = ", ".join(f"'{v}'" for v in values)
+    return f"{column} IN ({quoted})"
+
+
+class UTCDateTime(TypeDecorator):
+    """Timezone-aware UTC datetimes on every backend (SQLite stores them naive)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is not None and value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return value.astimezone(UTC) if value is not None else None
+
+    def process_result_value(self, value, dialect):
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value
+
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class Series(Base):
+    """One DICOM series as received; ``folder`` is where its files are now."""
+
+    __tablename__ = "series"
+    __table_args__ = (
+        CheckConstraint(_in("state", SERIES_STATES), name="state"),
+        CheckConstraint(_in("source", SERIES_SOURCES), name="source"),
+        Index("ix_series_state_ready_at", "state", "ready_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    study_uid: Mapped[str] = mapped_column(String(UID_LENGTH), index=True)
+    series_uid: Mapped[str] = mapped_column(String(UID_LENGTH), unique=True)
+    modality: Mapped[str | None] = mapped_column(String(16))
+    description: Mapped[str | None] = mapped_column(String(256))
+    instance_count: Mapped[int] = mapped_column(Integer, default=0)
+    folder: Mapped[str] = mapped_column(Text)
+    origin_folder: Mapped[str | None] = mapped_column(Text)
+    source: Mapped[str] = mapped_column(String(16))
+    calling_aet: Mapped[str | None] = mapped_column(String(16))
+    state: Mapped[str] = mapped_column(String(16), default="receiving")
+    # Why the state is what it is: "no template", "conflict: template A, template B", errors.
+    state_detail: Mapped[str | None] = mapped_column(Text)
+    first_seen: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    last_seen: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    ready_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class Job(Base):
+    """One request to segment one or more series with one template."""
+
+    __tablename__ = "job"
+    __table_args__ = (
+        CheckConstraint(_in("status", JOB_STATUSES), name="status"),
+        Index("ix_job_claim_order", "status", "priority", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    template: Mapped[str] = mapped_column(String(256))
+    priority: Mapped[int] = mapped_column(Integer, default=0)
+    status: Mapped[str] = mapped_column(String(16), default="in_queue")
+    stage: Mapped[str | None] = mapped_column(String(64))
+    error: Mapped[str | None] = mapped_column(Text)
+    forced: Mapped[bool] = mapped_column(Boolean, default=False)
+    resend_of: Mapped[int | None] = mapped_column(ForeignKey("job.id"))
+    claimed_by: Mapped[str | None] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Series ready -> RTSTRUCT delivered, in seconds.
+    turnaround_seconds: Mapped[float | None] = mapped_column(Float)
+
+    series_links: Mapped[list[JobSeries]] = relationship(
+        back_populates="job", order_by="JobSeries.position", cascade="all, delete-orphan"
+    )
+    transfer: Mapped[Transfer | None] = relationship(back_populates="job", uselist=False)
+
+
+class JobSeries(Base):
+    """A job's series in their given order, each with its image range (NULLs = auto)."""
+
+    __tablename__ = "job_series"
+    __table_args__ = (UniqueConstraint("job_id", "position", name="position"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("job.id", ondelete="CASCADE"), index=True)
+    series_id: Mapped[int] = mapped_column(ForeignKey("series.id"), index=True)
+    position: Mapped[int] = mapped_column(Integer)
+    range_start: Mapped[int | None] = mapped_column(Integer)
+    range_end: Mapped[int | None] = mapped_column(Integer)
+    range_delta: Mapped[int | None] = mapped_column(Integer)
+
+    job: Mapped[Job] = relationship(back_populates="series_links")
+    series: Mapped[Series] = relationship()
+
+
+class Transfer(Base):
+    """The job's exchange with the DRAW server."""
+
+    __tablename__ = "transfer"
+    __table_args__ = (
+        CheckConstraint(_in("status", TRANSFER_STATUSES), name="status"),
+        Index("ix_transfer_status", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("job.id", ondelete="CASCADE"), unique=True)
+    server_task_id: Mapped[str | None] = mapped_column(String(256), index=True)
+    status: Mapped[str] = mapped_column(String(16), default="uploading")
+    server_status: Mapped[str | None] = mapped_column(String(128))
+    zip_sha256: Mapped[str | None] = mapped_column(String(64))
+    rtstruct_sha256: Mapped[str | None] = mapped_column(String(64))
+    upload_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    poll_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_polled_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    deadline_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    uploaded_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    delivered_path: Mapped[str | None] = mapped_column(Text)
+
+    job: Mapped[Job] = relationship(back_populates="transfer")
+
+
+class UidMap(Base):
+    """De-identified UID -> original UID, per job: re-identification trusts nothing else."""
+
+    __tablename__ = "uid_map"
+    __table_args__ = (
+        UniqueConstraint("job_id", "deid_uid", name="job_deid"),
+        CheckConstraint(_in("kind", UID_KINDS), name="kind"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("job.id", ondelete="CASCADE"), index=True)
+    deid_uid: Mapped[str] = mapped_column(String(UID_LENGTH))
+    original_uid: Mapped[str] = mapped_column(String(UID_LENGTH))
+    kind: Mapped[str] = mapped_column(String(24))
+
+
+class SubjectMap(Base):
+    """Pseudonym -> original demographics, Fernet-encrypted at rest (never plaintext here)."""
+
+    __tablename__ = "subject_map"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("job.id", ondelete="CASCADE"), unique=True)
+    pseudonym: Mapped[str] = mapped_column(String(64), index=True)
+    date_offset_days: Mapped[int] = mapped_column(Integer)
+    encrypted: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class Event(Base):
+    """Append-only audit log: who did what to which job or series, and when. No PHI."""
+
+    __tablename__ = "event"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+    job_id: Mapped[int | None] = mapped_column(ForeignKey("job.id", ondelete="CASCADE"), index=True)
+    series_id: Mapped[int | None] = mapped_column(ForeignKey("series.id"), index=True)
+    actor: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(String(64))
+    message: Mapped[str] = mapped_column(Text, default="")

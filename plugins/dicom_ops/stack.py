@@ -1,0 +1,201 @@
+"""The embedded stack behind `make run`: Airflow standalone on SQLite, the DICOM
+listener and the DRAW emulator, all on 127.0.0.1, supervised as one group.
+
+Everything it generates lives under the data root (default ``./var``): the
+installation secret, the emulator's token, Airflow's home, and ``env.sh`` which
+a shell can source to run the ``airflow`` and ``dicom-ops`` CLIs against the
+same installation.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import secrets
+import shlex
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from dicom_ops.config import REPO_ROOT, Settings, load_settings
+from dicom_ops.db.session import upgrade
+from dicom_ops.supervisor import Program, Supervisor
+
+log = logging.getLogger("dicom_ops.stack")
+
+API_HOST = EMULATOR_HOST = "127.0.0.1"
+DEFAULT_API_PORT = 8080
+DRAW_CLIENT_ID = "dicom-ops"
+
+
+@dataclass(frozen=True)
+class Stack:
+    settings: Settings
+    env: dict[str, str]
+    emulator_token: str
+    emulator_refresh_token: str
+
+    @property
+    def api_port(self) -> int:
+        return int(self.env["AIRFLOW__API__PORT"])
+
+    @property
+    def emulator_url(self) -> str:
+        return f"http://{EMULATOR_HOST}:{self.settings.emulator_port}"
+
+    @property
+    def airflow_home(self) -> Path:
+        return Path(self.env["AIRFLOW_HOME"])
+
+    @property
+    def bin_dir(self) -> Path:
+        return Path(sys.executable).parent
+
+
+def _keep_secret(path: Path) -> str:
+    """A random secret generated once and kept (mode 600) for later starts."""
+    if path.exists():
+        return path.read_text().strip()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    value = secrets.token_urlsafe(32)
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w") as handle:
+        handle.write(value + "\n")
+    return value
+
+
+def prepare(environ: dict[str, str] | None = None) -> Stack:
+    """Environment of every process of the embedded stack."""
+    env = dict(os.environ if environ is None else environ)
+    data_root = Path(env.get("DICOM_OPS_DATA_ROOT", "./var")).resolve()
+    env["DICOM_OPS_DATA_ROOT"] = str(data_root)
+    env.setdefault("DICOM_OPS_SECRET_KEY", _keep_secret(data_root / "secret_key"))
+    settings = load_settings(env)  # fails here, before anything starts, on a bad setting
+    env["DICOM_OPS_DB_URL"] = settings.db_url
+    bin_dir = str(Path(sys.executable).parent)
+    env["PATH"] = bin_dir + os.pathsep + env.get("PATH", "")  # standalone runs bare `airflow`
+    airflow_home = data_root / "airflow"
+    api_port = int(env.get("AIRFLOW__API__PORT", DEFAULT_API_PORT))  # tests pick a free one
+    env.update({
+        "AIRFLOW_HOME": str(airflow_home),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(REPO_ROOT / "dags"),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(REPO_ROOT / "plugins"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://{API_HOST}:{api_port}/execution/",
+        "AIRFLOW__API__HOST": API_HOST,
+        "AIRFLOW__API__PORT": str(api_port),
+        "AIRFLOW__API_AUTH__JWT_SECRET": _keep_secret(data_root / "airflow_jwt_secret"),
+        "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "30",
+        "AIRFLOW__SCHEDULER__STANDALONE_DAG_PROCESSOR": "True",
+    })
+    return Stack(
+        settings=settings,
+        env=env,
+        emulator_token=_keep_secret(data_root / "emulator" / "access_token"),
+        emulator_refresh_token=_keep_secret(data_root / "emulator" / "refresh_token"),
+    )
+
+
+def connections(stack: Stack) -> dict[str, dict]:
+    """The Airflow connections the pipelines use, pointing at the embedded services."""
+    return {
+        "draw_default": {
+            "conn_type": "http",
+            "host": EMULATOR_HOST,
+            "port": stack.settings.emulator_port,
+            "schema": "http",
+            "password": stack.emulator_token,
+            "description": "DRAW server (here: the local emulator)",
+            "extra": json.dumps({
+                "refresh_token": stack.emulator_refresh_token,
+                "client_id": DRAW_CLIENT_ID,
+                "verify": True,
+            }),
+        },
+        "dicom_ops_db": {
+            "conn_type": "generic",
+            "description": "dicom-ops app DB (SQLAlchemy URL in extra)",
+            "extra": json.dumps({"sqlalchemy_url": stack.settings.db_url}),
+        },
+    }
+
+
+def pools(stack: Stack) -> dict[str, dict]:
+    return {
+        "draw_upload": {
+            "slots": stack.settings.upload_slots,
+            "description": "concurrent uploads to the DRAW server",
+            "include_deferred": False,
+        },
+    }
+
+
+def _airflow(stack: Stack, *args: str) -> None:
+    command = [str(stack.bin_dir / "airflow"), *args]
+    result = subprocess.run(command, env=stack.env, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise RuntimeError(f"`airflow {' '.join(args)}` failed:\n{result.stderr[-3000:]}")
+
+
+def initialise(stack: Stack) -> None:
+    """Migrate both DBs and (re)create connections and pools: safe to repeat."""
+    stack.airflow_home.mkdir(parents=True, exist_ok=True)
+    log.info("migrating the app DB")
+    upgrade(stack.settings.db_url)
+    log.info("migrating the Airflow metadata DB (first start takes a minute)")
+    _airflow(stack, "db", "migrate")
+    generated = stack.airflow_home / "generated"
+    generated.mkdir(exist_ok=True)
+    connections_file = generated / "connections.json"
+    connections_file.write_text(json.dumps(connections(stack), indent=2))
+    os.chmod(connections_file, 0o600)
+    _airflow(stack, "connections", "import", "--overwrite", str(connections_file))
+    pools_file = generated / "pools.json"
+    pools_file.write_text(json.dumps(pools(stack), indent=2))
+    _airflow(stack, "pools", "import", str(pools_file))
+    write_env_file(stack)
+
+
+def write_env_file(stack: Stack) -> Path:
+    """``var/env.sh``: source it to use the airflow and dicom-ops CLIs on this stack."""
+    keys = [k for k in stack.env if k.startswith(("AIRFLOW", "DICOM_OPS_"))] + ["PATH"]
+    lines = [f"export {k}={shlex.quote(stack.env[k])}" for k in sorted(keys)]
+    path = stack.settings.data_root / "env.sh"
+    path.write_text("# generated by `make run`; source it in a shell\n" + "\n".join(lines) + "\n")
+    os.chmod(path, 0o600)
+    return path
+
+
+def programs(stack: Stack) -> list[Program]:
+    """The supervised processes. Adding a process is one line here."""
+    return [
+        Program("airflow", [str(stack.bin_dir / "airflow"), "standalone"], stack.env),
+    ]
+
+
+def banner(stack: Stack) -> str:
+    password_file = stack.airflow_home / "simple_auth_manager_passwords.json.generated"
+    settings = stack.settings
+    return "\n".join([
+        "",
+        "dicom-ops embedded stack",
+        f"  Airflow UI      http://{API_HOST}:{stack.api_port}  (user admin; password in {password_file})",
+        f"  DICOM listener  {settings.listener_host}:{settings.listener_port}"
+        f"  AE title {settings.ae_title}",
+        f"  DRAW emulator   {stack.emulator_url}",
+        f"  data root       {settings.data_root}",
+        f"  CLI environment source {settings.data_root / 'env.sh'}",
+        "  Ctrl-C stops everything.",
+        "",
+    ])
+
+
+def run() -> int:
+    stack = prepare()
+    initialise(stack)
+    print(banner(stack), flush=True)
+    Supervisor(programs(stack)).run()
+    return 0

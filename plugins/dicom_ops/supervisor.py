@@ -1,0 +1,161 @@
+"""Run a group of processes as one: restart the ones that die, stop all on Ctrl-C.
+
+Each child runs in its own session (so a terminal's Ctrl-C reaches only us and we
+stop the children in order), its output is prefixed with its name, and a child
+that exits is restarted after a backoff that doubles up to a ceiling and resets
+once the child has stayed up for a while. Every restart is logged.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TextIO
+
+log = logging.getLogger("dicom_ops.supervisor")
+
+
+@dataclass
+class Program:
+    name: str
+    argv: Sequence[str]
+    env: dict[str, str] | None = None
+    restart: bool = True  # False: a one-shot job, run once to completion
+
+
+@dataclass
+class _Child:
+    program: Program
+    process: subprocess.Popen | None = None
+    started_at: float = 0.0
+    restart_at: float | None = None
+    backoff: float = 0.0
+    restarts: int = 0
+    done: bool = False
+    readers: list[threading.Thread] = field(default_factory=list)
+
+
+class Supervisor:
+    def __init__(
+        self,
+        programs: Sequence[Program],
+        *,
+        min_backoff: float = 1.0,
+        max_backoff: float = 60.0,
+        stable_after: float = 60.0,
+        stop_timeout: float = 20.0,
+        output: TextIO | None = None,
+    ) -> None:
+        self.children = [_Child(p) for p in programs]
+        self.min_backoff = min_backoff
+        self.max_backoff = max_backoff
+        self.stable_after = stable_after
+        self.stop_timeout = stop_timeout
+        self.output = output or sys.stdout
+        self._stopping = threading.Event()
+        self._write_lock = threading.Lock()
+
+    def stop(self, *_args: object) -> None:
+        self._stopping.set()
+
+    def run(self, *, install_signal_handlers: bool = True) -> None:
+        """Start every program and supervise until ``stop()`` (or SIGINT/SIGTERM)."""
+        if install_signal_handlers:
+            signal.signal(signal.SIGINT, self.stop)
+            signal.signal(signal.SIGTERM, self.stop)
+        for child in self.children:
+            self._start(child)
+        try:
+            while not self._stopping.wait(0.2):
+                self._tick(time.monotonic())
+        finally:
+            self._stop_all()
+
+    def _tick(self, now: float) -> None:
+        for child in self.children:
+            if child.done:
+                continue
+            if child.process is None:
+                if child.restart_at is not None and now >= child.restart_at:
+                    child.restarts += 1
+                    log.warning("restarting %s (restart #%d)", child.program.name, child.restarts)
+                    self._start(child)
+                continue
+            code = child.process.poll()
+            if code is None:
+                continue
+            child.process = None
+            if not child.program.restart:
+                child.done = True
+                level = logging.INFO if code == 0 else logging.ERROR
+                log.log(level, "%s finished with exit code %d", child.program.name, code)
+                continue
+            uptime = now - child.started_at
+            child.backoff = (
+                self.min_backoff
+                if uptime >= self.stable_after or child.backoff == 0
+                else min(child.backoff * 2, self.max_backoff)
+            )
+            child.restart_at = now + child.backoff
+            log.warning("%s exited with code %d after %.0fs; restarting in %.0fs",
+                        child.program.name, code, uptime, child.backoff)
+
+    def _start(self, child: _Child) -> None:
+        program = child.program
+        env = dict(os.environ if program.env is None else program.env)
+        env.setdefault("PYTHONUNBUFFERED", "1")
+        try:
+            child.process = subprocess.Popen(
+                list(program.argv), env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL, start_new_session=True,
+            )
+        except OSError as exc:
+            log.error("cannot start %s: %s", program.name, exc)
+            child.process = None
+            child.backoff = min(max(child.backoff * 2, self.min_backoff), self.max_backoff)
+            child.restart_at = time.monotonic() + child.backoff
+            return
+        child.started_at = time.monotonic()
+        child.restart_at = None
+        reader = threading.Thread(target=self._relay, args=(program.name, child.process),
+                                  daemon=True)
+        reader.start()
+        child.readers.append(reader)
+
+    def _relay(self, name: str, process: subprocess.Popen) -> None:
+        assert process.stdout is not None
+        for raw in iter(process.stdout.readline, b""):
+            line = raw.decode("utf-8", "replace").rstrip()
+            with self._write_lock:
+                self.output.write(f"{name:<10} | {line}\n")
+                self.output.flush()
+
+    def _stop_all(self) -> None:
+        running = [c.process for c in self.children if c.process and c.process.poll() is None]
+        for process in running:
+            _signal_group(process, signal.SIGTERM)
+        deadline = time.monotonic() + self.stop_timeout
+        for process in running:
+            try:
+                process.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                _signal_group(process, signal.SIGKILL)
+                process.wait()
+        for child in self.children:
+            for reader in child.readers:
+                reader.join(timeout=2)
+        log.info("all processes stopped")
+
+
+def _signal_group(process: subprocess.Popen, signum: int) -> None:
+    try:
+        os.killpg(process.pid, signum)
+    except ProcessLookupError:
+        pass

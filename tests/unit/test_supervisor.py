@@ -1,0 +1,54 @@
+"""The supervisor restarts a dying child with backoff, logs it, and stops everything."""
+
+import io
+import logging
+import sys
+import threading
+import time
+
+from dicom_ops.supervisor import Program, Supervisor
+
+
+def _run_for(supervisor: Supervisor, seconds: float) -> None:
+    thread = threading.Thread(target=supervisor.run, kwargs={"install_signal_handlers": False})
+    thread.start()
+    time.sleep(seconds)
+    supervisor.stop()
+    thread.join(timeout=30)
+    assert not thread.is_alive()
+
+
+def test_a_child_that_dies_is_restarted_with_growing_backoff_and_logged(tmp_path, caplog):
+    counter = tmp_path / "starts"
+    crash = Program("crashy", [sys.executable, "-c",
+                               f"open({str(counter)!r}, 'a').write('x'); raise SystemExit(3)"])
+    supervisor = Supervisor([crash], min_backoff=0.2, max_backoff=0.8, stable_after=60,
+                            output=io.StringIO())
+    with caplog.at_level(logging.WARNING, logger="dicom_ops.supervisor"):
+        _run_for(supervisor, 3.0)
+    starts = len(counter.read_text())
+    assert 3 <= starts <= 8  # backoff 0.2, 0.4, 0.8, 0.8 ... not a tight loop
+    assert "crashy exited with code 3" in caplog.text
+    assert "restarting crashy (restart #1)" in caplog.text
+
+
+def test_stop_terminates_every_child_and_relays_their_output(tmp_path):
+    script = "import time; print('hello from child', flush=True); time.sleep(600)"
+    output = io.StringIO()
+    supervisor = Supervisor([Program("a", [sys.executable, "-c", script]),
+                             Program("b", [sys.executable, "-c", script])], output=output)
+    _run_for(supervisor, 1.5)
+    assert all(child.process is None or child.process.poll() is not None
+               for child in supervisor.children)
+    lines = output.getvalue().splitlines()
+    assert any(line.startswith("a ") and "hello from child" in line for line in lines)
+    assert any(line.startswith("b ") and "hello from child" in line for line in lines)
+
+
+def test_a_one_shot_program_runs_once(tmp_path):
+    counter = tmp_path / "starts"
+    once = Program("once", [sys.executable, "-c", f"open({str(counter)!r}, 'a').write('x')"],
+                   restart=False)
+    supervisor = Supervisor([once], min_backoff=0.1, output=io.StringIO())
+    _run_for(supervisor, 1.5)
+    assert counter.read_text() == "x"
