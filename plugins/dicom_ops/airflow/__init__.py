@@ -1,1 +1,1 @@
-
+"""Thin Airflow adapters (hooks, operators, triggers, assets) over the domain core."""

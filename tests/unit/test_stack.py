@@ -1,0 +1,56 @@
+"""What `make run` prepares before it starts anything."""
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+from dicom_ops.config import REPO_ROOT, SettingsError
+from dicom_ops.stack import banner, connections, prepare, programs
+
+
+def test_prepare_keeps_one_secret_and_points_airflow_at_the_repo(tmp_path):
+    env = {"DICOM_OPS_DATA_ROOT": str(tmp_path / "var"), "PATH": "/usr/bin"}
+    first, second = prepare(env), prepare(env)
+    assert first.settings.secret_key == second.settings.secret_key
+    assert len(first.settings.secret_key) >= 32
+    assert oct(os.stat(tmp_path / "var" / "secret_key").st_mode & 0o777) == "0o600"
+    assert first.env["AIRFLOW_HOME"] == str(tmp_path / "var" / "airflow")
+    assert first.env["AIRFLOW__CORE__DAGS_FOLDER"] == str(REPO_ROOT / "dags")
+    assert first.env["AIRFLOW__CORE__PLUGINS_FOLDER"] == str(REPO_ROOT / "plugins")
+    assert first.env["AIRFLOW__CORE__LOAD_EXAMPLES"] == "False"
+    assert first.env["AIRFLOW__API__HOST"] == "127.0.0.1"
+    assert first.env["AIRFLOW__API__PORT"] == "8080"
+    # `airflow standalone` starts its parts by the bare name `airflow`.
+    assert first.env["PATH"].split(os.pathsep)[0] == str(Path(sys.executable).parent)
+
+
+def test_draw_connection_points_at_the_local_emulator_with_its_token(tmp_path):
+    stack = prepare({"DICOM_OPS_DATA_ROOT": str(tmp_path), "DICOM_OPS_EMULATOR_PORT": "9123"})
+    draw = connections(stack)["draw_default"]
+    assert (draw["host"], draw["port"], draw["schema"]) == ("127.0.0.1", 9123, "http")
+    assert draw["password"] == (tmp_path / "emulator" / "access_token").read_text().strip()
+    assert json.loads(draw["extra"])["refresh_token"] == stack.emulator_refresh_token
+    app_db = json.loads(connections(stack)["dicom_ops_db"]["extra"])
+    assert app_db["sqlalchemy_url"] == stack.settings.db_url
+
+
+def test_a_bad_setting_stops_make_run_before_anything_starts(tmp_path):
+    with pytest.raises(SettingsError, match="DICOM_OPS_LISTENER_PORT"):
+        prepare({"DICOM_OPS_DATA_ROOT": str(tmp_path), "DICOM_OPS_LISTENER_PORT": "none"})
+    assert not (tmp_path / "airflow").exists()
+
+
+def test_banner_says_where_the_ui_password_and_listener_are(tmp_path):
+    stack = prepare({"DICOM_OPS_DATA_ROOT": str(tmp_path)})
+    text = banner(stack)
+    assert "http://127.0.0.1:8080" in text
+    assert "simple_auth_manager_passwords.json.generated" in text
+    assert "127.0.0.1:11112" in text and "DRAWCLIENT" in text
+
+
+def test_the_supervised_group_starts_airflow_standalone(tmp_path):
+    names = {program.name: program for program in programs(prepare({"DICOM_OPS_DATA_ROOT": str(tmp_path)}))}
+    assert names["airflow"].argv[-1] == "standalone"
