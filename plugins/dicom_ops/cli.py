@@ -47,4 +47,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # Under `python -m`, this file is `__main__`; the command modules raise the
+    # CommandError of `dicom_ops.cli`, so run that module's main.
+    from dicom_ops.cli import main as package_main
+
+    sys.exit(package_main())
