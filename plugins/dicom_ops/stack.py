@@ -171,8 +171,12 @@ def write_env_file(stack: Stack) -> Path:
 
 def programs(stack: Stack) -> list[Program]:
     """The supervised processes. Adding a process is one line here."""
+    dicom_ops = str(stack.bin_dir / "dicom-ops")
     return [
         Program("airflow", [str(stack.bin_dir / "airflow"), "standalone"], stack.env),
+        Program("emulator", [dicom_ops, "emulator", "--host", EMULATOR_HOST,
+                             "--port", str(stack.settings.emulator_port),
+                             "--data-dir", str(stack.settings.data_root / "emulator")], stack.env),
     ]
 
 
