@@ -15,7 +15,7 @@ log = logging.getLogger(__name__)
 
 
 def _app_db_url_from_connection() -> str | None:
-    from airflow.exceptions import AirflowNotFoundException
+    from airflow.sdk.exceptions import AirflowNotFoundException
     from airflow.sdk import BaseHook
 
     try:

@@ -1,0 +1,48 @@
+"""draw_import: bring finished contours home, re-identified, to where the CT came from.
+
+Runs within seconds of the DRAW server finishing a task (the `draw_results` asset,
+watched from the triggerer) and every DICOM_OPS_IMPORT_INTERVAL_MINUTES (default 15)
+as a safety net.
+
+1. poll_draw: ask the server about every waiting transfer. Completed -> deliver;
+   FAILED -> job failed with the server's error; unknown task (404) -> job failed
+   "task not found on server"; still working past DICOM_OPS_IMPORT_DEADLINE_HOURS ->
+   job failed "timed out".
+2. fetch_and_deliver (one task per finished job): download and verify the checksum,
+   validate the RTSTRUCT and re-identify it (any UID not in the job's own map: rejected,
+   quarantined, never delivered), write it atomically into the series' origin folder,
+   C-STORE it to DICOM_OPS_DESTINATIONS, then confirm to the server; the job finishes
+   with its turnaround recorded.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from airflow.sdk import DAG, AssetOrTimeSchedule, DeltaTriggerTimetable
+from dicom_ops.airflow.assets import DRAW_RESULTS
+from dicom_ops.airflow.operators.draw import DeliverResultOperator, DrawPollOperator
+from dicom_ops.config import get_settings
+
+settings = get_settings()
+
+with DAG(
+    dag_id="draw_import",
+    schedule=AssetOrTimeSchedule(
+        timetable=DeltaTriggerTimetable(timedelta(minutes=settings.import_interval_minutes)),
+        assets=DRAW_RESULTS,
+    ),
+    start_date=datetime(2026, 1, 1),
+    catchup=False,
+    max_active_runs=1,
+    default_args={
+        "retries": 4,
+        "retry_delay": timedelta(seconds=20),
+        "retry_exponential_backoff": True,
+        "max_retry_delay": timedelta(minutes=10),
+    },
+    tags=["dicom-ops", "import"],
+    doc_md=__doc__,
+):
+    poll_draw = DrawPollOperator(task_id="poll_draw")
+    DeliverResultOperator.partial(task_id="fetch_and_deliver").expand(job_id=poll_draw.output)

@@ -1,0 +1,95 @@
+"""Operators that talk to the DRAW server through DrawHook: upload, poll, deliver."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import Any
+
+from airflow.sdk.exceptions import AirflowFailException
+from airflow.sdk import BaseOperator, Context
+
+from dicom_ops.airflow.app_settings import task_settings
+from dicom_ops.airflow.hooks.dicom_node import DicomNodeHook
+from dicom_ops.airflow.hooks.draw import DrawHook
+from dicom_ops.airflow.operators.jobs import JobStepOperator
+from dicom_ops.airflow.triggers.draw import DrawHealthTrigger
+from dicom_ops.draw.errors import DrawBusy
+from dicom_ops.pipeline.export import upload_prepared
+from dicom_ops.pipeline.import_results import fetch_and_deliver, poll_transfers
+
+
+class DrawUploadOperator(JobStepOperator):
+    """Upload the job's zip. While the server is busy (503) the task waits in the
+    triggerer, holding no worker or pool slot, and the job does not fail."""
+
+    stage = "upload"
+    template_fields: Sequence[str] = ("job_id", "draw_conn_id")
+
+    def __init__(self, *, draw_conn_id: str = DrawHook.default_conn_name,
+                 busy_poll_seconds: float = 30.0, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.draw_conn_id = draw_conn_id
+        self.busy_poll_seconds = busy_poll_seconds
+
+    def run_step(self, job_id: int, context: Context) -> None:
+        hook = DrawHook(self.draw_conn_id)
+        try:
+            task_id = upload_prepared(task_settings(), job_id, hook.get_client())
+        except DrawBusy:
+            self.log.info("DRAW server busy; job %d waits for it in the triggerer", job_id)
+            self.defer(
+                trigger=DrawHealthTrigger(self.draw_conn_id, self.busy_poll_seconds),
+                method_name="resume_after_busy",
+                timeout=timedelta(hours=task_settings().import_deadline_hours),
+            )
+        finally:
+            hook.keep_tokens()
+        self.log.info("job %d is server task %s", job_id, task_id)
+
+    def resume_after_busy(self, context: Context, event: dict[str, Any]) -> int:
+        if event.get("status") != "ready":
+            raise AirflowFailException(event.get("message", "DRAW server not available"))
+        return self.execute(context)
+
+
+class DrawPollOperator(BaseOperator):
+    """Ask the server about every waiting transfer; returns the job ids ready to deliver."""
+
+    template_fields: Sequence[str] = ("draw_conn_id",)
+    ui_color = "#f2e6d9"
+
+    def __init__(self, *, draw_conn_id: str = DrawHook.default_conn_name, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.draw_conn_id = draw_conn_id
+
+    def execute(self, context: Context) -> list[int]:
+        hook = DrawHook(self.draw_conn_id)
+        try:
+            report = poll_transfers(task_settings(), hook.get_client())
+        finally:
+            hook.keep_tokens()
+        self.log.info("poll: %s", report.summary())
+        return report.ready
+
+
+class DeliverResultOperator(JobStepOperator):
+    """Fetch + verify the RTSTRUCT, validate and re-identify it (fail closed), write it
+    into the series' origin folder, C-STORE it to the destinations, then confirm."""
+
+    stage = "deliver"
+    template_fields: Sequence[str] = ("job_id", "draw_conn_id")
+
+    def __init__(self, *, draw_conn_id: str = DrawHook.default_conn_name, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.draw_conn_id = draw_conn_id
+
+    def run_step(self, job_id: int, context: Context) -> None:
+        settings = task_settings()
+        nodes = [DicomNodeHook(conn_id).get_node() for conn_id in settings.destinations]
+        hook = DrawHook(self.draw_conn_id)
+        try:
+            path = fetch_and_deliver(settings, job_id, hook.get_client(), nodes)
+        finally:
+            hook.keep_tokens()
+        self.log.info("job %d delivered as %s", job_id, path.name)

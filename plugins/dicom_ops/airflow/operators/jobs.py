@@ -1,0 +1,111 @@
+"""Operators over the job queue, and the base every per-job step uses.
+
+A per-job step runs one domain function for one job. A ``JobFailed`` from it is
+permanent: the job is marked failed with its stage and reason and the task fails
+without retrying. Anything else is treated as transient and retried with backoff;
+when the retries are used up, ``on_failure_callback`` marks the job failed too, so
+no job is ever left silently "processing".
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from airflow.sdk.exceptions import AirflowFailException
+from airflow.sdk import BaseOperator, Context
+
+from dicom_ops.airflow.app_settings import task_settings
+from dicom_ops.db.session import session_scope
+from dicom_ops.jobs.claims import claim_next_job
+from dicom_ops.jobs.lifecycle import fail_job, get_job
+from dicom_ops.jobs.planning import plan_ready_series
+from dicom_ops.pipeline.errors import JobFailed
+from dicom_ops.templates import load_templates
+
+log = logging.getLogger(__name__)
+
+
+def mark_job_failed(job_id: int, stage: str, reason: str, actor: str) -> None:
+    with session_scope(task_settings().db_url) as session:
+        if get_job(session, job_id).status == "processing":
+            fail_job(session, job_id, stage=stage, error=reason, actor=actor)
+
+
+def _fail_job_after_last_retry(context: Context) -> None:
+    task = context["task"]
+    job_id = getattr(task, "job_id", None)
+    error = context.get("exception")
+    if job_id is None or isinstance(error, AirflowFailException):
+        return  # no job, or a permanent failure already recorded by the step itself
+    tries = context["ti"].try_number
+    mark_job_failed(int(job_id), task.stage,
+                    f"gave up after {tries} tries: {type(error).__name__}: {error}",
+                    actor=context["dag"].dag_id)
+
+
+class JobStepOperator(BaseOperator):
+    """Base of the per-job steps; subclasses implement ``run_step(job_id, context)``."""
+
+    template_fields: Sequence[str] = ("job_id",)
+    stage = "pipeline"
+    ui_color = "#d9ecf2"
+
+    def __init__(self, *, job_id: int | str, **kwargs: Any) -> None:
+        kwargs.setdefault("on_failure_callback", _fail_job_after_last_retry)
+        super().__init__(**kwargs)
+        self.job_id = job_id
+
+    def execute(self, context: Context) -> int:
+        job_id = int(self.job_id)
+        try:
+            self.run_step(job_id, context)
+        except JobFailed as failed:
+            mark_job_failed(job_id, failed.stage, failed.reason, actor=self.dag_id)
+            raise AirflowFailException(f"job {job_id} failed at {failed}") from None
+        return job_id
+
+    def run_step(self, job_id: int, context: Context) -> None:
+        raise NotImplementedError
+
+
+class PlanJobsOperator(BaseOperator):
+    """Claim every ready series and turn it into a job (or a visible no-template state)."""
+
+    ui_color = "#e8f4e4"
+
+    def __init__(self, *, max_series: int = 200, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.max_series = max_series
+
+    def execute(self, context: Context) -> int:
+        settings = task_settings()
+        templates = load_templates(settings.templates_dir)
+        created = plan_ready_series(settings.db_url, templates, limit=self.max_series,
+                                    actor=self.dag_id)
+        log.info("%d new job(s) from ready series", len(created))
+        return len(created)
+
+
+class ClaimJobsOperator(BaseOperator):
+    """Take up to ``max_jobs`` queued jobs, highest priority first; returns their ids."""
+
+    template_fields: Sequence[str] = ("max_jobs",)
+    ui_color = "#e8f4e4"
+
+    def __init__(self, *, max_jobs: int | str = 20, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.max_jobs = max_jobs
+
+    def execute(self, context: Context) -> list[int]:
+        url = task_settings().db_url
+        worker = f"{context['dag_run'].run_id}"
+        claimed: list[int] = []
+        while len(claimed) < int(self.max_jobs):
+            job_id = claim_next_job(url, worker)
+            if job_id is None:
+                break
+            claimed.append(job_id)
+        log.info("claimed %d job(s): %s", len(claimed), claimed)
+        return claimed

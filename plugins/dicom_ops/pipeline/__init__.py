@@ -1,0 +1,1 @@
+"""The pipelines' steps as plain functions (no Airflow): export, import, cleanup."""

@@ -1,0 +1,230 @@
+"""The export half of the loop, without Airflow: one job from its series to the DRAW server.
+
+``prepare_upload`` does a job's whole preparation inside its own work folder
+(select images -> de-identify -> store the maps -> egress check -> zip + sha256);
+``upload_prepared`` sends the zip once. Both are safe to run again after a crash:
+preparation starts its folder afresh, and an upload whose outcome is unknown is
+never repeated blindly.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import shutil
+import zipfile
+from dataclasses import dataclass, replace
+from datetime import timedelta
+from pathlib import Path
+
+import requests
+from sqlalchemy import select
+
+from dicom_ops.config import Settings
+from dicom_ops.db.models import Job, Transfer, utcnow
+from dicom_ops.db.session import session_scope
+from dicom_ops.dicom.deid import (
+    BurnedInAnnotationError,
+    DeidError,
+    DeidKeys,
+    EgressViolation,
+    SeriesDeidResult,
+    deidentify_series,
+    egress_check,
+    load_recipe,
+    store_deid_maps,
+)
+from dicom_ops.draw.client import DrawClient
+from dicom_ops.draw.errors import DrawError, DrawRejected, DrawTransientError
+from dicom_ops.jobs.events import record_event
+from dicom_ops.jobs.images import images_for_job
+from dicom_ops.jobs.lifecycle import set_stage
+from dicom_ops.pipeline.errors import JobFailed
+from dicom_ops.pipeline.workspace import job_work_dir
+from dicom_ops.templates import draw_template_yaml, find_template, load_templates
+
+log = logging.getLogger(__name__)
+
+TEMPLATE_MEMBER = "autosegmentation_template.yml"
+ZIP_NAME = "upload.zip"
+
+
+@dataclass(frozen=True)
+class PreparedUpload:
+    job_id: int
+    zip_path: Path
+    sha256: str
+    image_count: int
+
+
+def prepare_upload(settings: Settings, job_id: int) -> PreparedUpload:
+    """De-identify the job's images and pack them with the template; nothing is sent."""
+    url = settings.db_url
+    with session_scope(url) as session:
+        job = session.get(Job, job_id)
+        template_name = job.template
+        set_stage(session, job_id, "prepare")
+        selections = images_for_job(session, job_id)
+    template = find_template(load_templates(settings.templates_dir), template_name)
+    if template is None:
+        raise JobFailed("prepare", f"template {template_name!r} is no longer in the templates "
+                                   f"folder {settings.templates_dir}")
+    for selection in selections:
+        if not selection.images:
+            raise JobFailed("prepare", f"series #{selection.series_id}: no image in range "
+                                       f"{selection.image_range or 'auto'}")
+
+    work = job_work_dir(settings, job_id)
+    deid_dir = work / "deid"
+    shutil.rmtree(deid_dir, ignore_errors=True)  # a retry starts from a clean folder
+    keys = DeidKeys.from_secret(settings.require_secret_key())
+    recipe = load_recipe(settings.deid_recipe)
+    with session_scope(url) as session:
+        set_stage(session, job_id, "deidentify")
+    result = _deidentify_all(selections, deid_dir, recipe, keys)
+
+    with session_scope(url) as session:
+        store_deid_maps(session, job_id, result, keys)
+        set_stage(session, job_id, "egress check")
+    try:
+        egress_check(result.files, result.identifiers)
+    except EgressViolation as violation:
+        shutil.rmtree(deid_dir, ignore_errors=True)
+        raise JobFailed("egress check", f"identifier left in outgoing data: {violation}") from None
+
+    with session_scope(url) as session:
+        set_stage(session, job_id, "package")
+    zip_path, sha256 = _pack(work, result.files, draw_template_yaml(template))
+    shutil.rmtree(deid_dir, ignore_errors=True)  # the zip holds it now; keep the disk free
+    with session_scope(url) as session:
+        transfer = _transfer_for(session, job_id)
+        transfer.zip_sha256 = sha256
+        if transfer.status != "sent":
+            transfer.status = "pending"
+        record_event(session, "packed", f"{len(result.files)} images, zip sha256 {sha256[:12]}",
+                     job_id=job_id, actor="draw_export")
+    return PreparedUpload(job_id, zip_path, sha256, len(result.files))
+
+
+def _deidentify_all(selections, deid_dir: Path, recipe, keys: DeidKeys) -> SeriesDeidResult:
+    """De-identify each series of the job into its own folder and merge the results."""
+    merged: SeriesDeidResult | None = None
+    for position, selection in enumerate(selections):
+        files = [image.path for image in selection.images]
+        try:
+            result = deidentify_series(files, deid_dir / f"{position:02d}", recipe, keys)
+        except BurnedInAnnotationError:
+            raise JobFailed("deidentify", f"series #{selection.series_id}: burned-in "
+                                          "annotation (BurnedInAnnotation = YES); not sent") from None
+        except DeidError as exc:
+            raise JobFailed("deidentify", f"series #{selection.series_id}: {exc}") from None
+        if merged is None:
+            merged = result
+            continue
+        if result.pseudonym != merged.pseudonym:
+            raise JobFailed("deidentify", "the job's series belong to different patients")
+        merged = replace(
+            merged,
+            files=merged.files + result.files,
+            uid_map={**merged.uid_map, **result.uid_map},
+            identifiers=merged.identifiers | result.identifiers,
+        )
+    assert merged is not None
+    return merged
+
+
+def _pack(work: Path, files: list[Path], template_yaml: str) -> tuple[Path, str]:
+    """Zip the de-identified files (by their new names) and the template; atomic."""
+    zip_path = work / ZIP_NAME
+    partial = work / (ZIP_NAME + ".part")
+    with zipfile.ZipFile(partial, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as zf:
+        for path in files:  # <series position>/<new SOP Instance UID>.dcm
+            zf.write(path, f"{path.parent.name}/{path.name}")
+        zf.writestr(TEMPLATE_MEMBER, template_yaml)
+    digest = hashlib.sha256()
+    with partial.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    partial.replace(zip_path)
+    return zip_path, digest.hexdigest()
+
+
+def _transfer_for(session, job_id: int) -> Transfer:
+    transfer = session.scalars(select(Transfer).where(Transfer.job_id == job_id)).one_or_none()
+    if transfer is None:
+        transfer = Transfer(job_id=job_id, status="pending")
+        session.add(transfer)
+        session.flush()
+    return transfer
+
+
+def upload_prepared(settings: Settings, job_id: int, client: DrawClient) -> str:
+    """Upload the job's zip once; returns the server's task id (recorded before returning).
+
+    A retry after a crash never uploads twice: a transfer left ``uploading`` means an
+    earlier attempt may have reached the server, so the job fails and asks a person
+    to check the server and resend, instead of guessing.
+    """
+    work = job_work_dir(settings, job_id)
+    with session_scope(settings.db_url) as session:
+        transfer = _transfer_for(session, job_id)
+        if transfer.server_task_id:
+            return transfer.server_task_id  # uploaded by an earlier try of this task
+        if transfer.status == "uploading":
+            raise JobFailed("upload", "an earlier upload attempt ended without an answer, so "
+                                      "the server may hold a copy; check the DRAW server, then "
+                                      "resend the job")
+        if transfer.status != "pending" or not transfer.zip_sha256:
+            raise JobFailed("upload", f"nothing to upload (transfer is {transfer.status})")
+        sha256 = transfer.zip_sha256
+    zip_path = work / ZIP_NAME
+    if not zip_path.exists():
+        raise JobFailed("upload", f"the packed zip is missing from {work}")
+
+    client.health()  # DrawBusy propagates: the caller waits, the job does not fail
+    with session_scope(settings.db_url) as session:
+        transfer = _transfer_for(session, job_id)
+        transfer.status = "uploading"
+        transfer.upload_attempts += 1
+        set_stage(session, job_id, "upload", actor="draw_export")
+    try:
+        task_id = client.upload(zip_path, sha256)
+    except DrawError as exc:
+        if provably_not_received(exc):
+            with session_scope(settings.db_url) as session:
+                _transfer_for(session, job_id).status = "pending"
+            if isinstance(exc, DrawRejected):
+                raise JobFailed("upload", f"the DRAW server refused the upload: {exc}") from None
+            raise
+        raise JobFailed("upload", f"upload outcome unknown ({exc}); the server may hold a "
+                                  "copy: check it, then resend the job") from None
+    deadline = utcnow() + timedelta(hours=settings.import_deadline_hours)
+    with session_scope(settings.db_url) as session:
+        transfer = _transfer_for(session, job_id)
+        transfer.server_task_id = task_id
+        transfer.status = "sent"
+        transfer.uploaded_at = utcnow()
+        transfer.deadline_at = deadline
+        set_stage(session, job_id, "waiting for server", actor="draw_export")
+        record_event(session, "uploaded", f"server task {task_id}", job_id=job_id,
+                     actor="draw_export")
+    log.info("job %d uploaded as server task %s", job_id, task_id)
+    return task_id
+
+
+def provably_not_received(exc: DrawError) -> bool:
+    """True when the server certainly did not accept the upload.
+
+    An HTTP error answer means the server saw the request and gave no task id; a
+    connection that was never made means nothing was sent. A timeout or a dropped
+    connection after sending proves nothing.
+    """
+    if exc.status_code is not None:
+        return True
+    if isinstance(exc, DrawTransientError):
+        cause = exc.__cause__
+        return isinstance(cause, requests.ConnectTimeout) or (
+            isinstance(cause, requests.ConnectionError)
+            and "NewConnectionError" in repr(cause)
+        )
+    return False

@@ -1,0 +1,233 @@
+"""The import half of the loop, without Airflow: poll the server, then for each finished
+task fetch -> verify -> validate and re-identify (fail closed) -> deliver -> confirm.
+
+Every step records where it got to in the transfer row, so a retried or restarted
+task resumes: a delivered RTSTRUCT is not fetched again, a confirmed one not confirmed
+twice, and the server is told "received" only after delivery succeeded.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from sqlalchemy import select
+
+from dicom_ops.config import Settings
+from dicom_ops.db.models import Job, JobSeries, Series, Transfer, utcnow
+from dicom_ops.db.session import session_scope
+from dicom_ops.dicom.deid import DeidKeys, load_subject, load_uid_map
+from dicom_ops.dicom.delivery import DeliveryError, deliver_rtstruct
+from dicom_ops.dicom.node import DicomNode, send_files
+from dicom_ops.dicom.rtstruct_validation import RtstructRejected
+from dicom_ops.draw.client import DrawClient
+from dicom_ops.draw.errors import DrawBusy, DrawChecksumMismatch, DrawNotFound, DrawTransientError
+from dicom_ops.jobs.events import record_event
+from dicom_ops.jobs.lifecycle import fail_job, finish_job, get_job, set_stage
+from dicom_ops.pipeline.errors import JobFailed
+from dicom_ops.pipeline.workspace import job_work_dir
+
+log = logging.getLogger(__name__)
+
+WAITING = ("sent", "processing")
+READY_TO_FINISH = ("completed", "delivered")
+FETCH_ATTEMPTS = 3
+
+
+@dataclass
+class PollReport:
+    ready: list[int] = field(default_factory=list)  # job ids to fetch and deliver
+    failed: list[int] = field(default_factory=list)
+    waiting: int = 0
+    unreachable: int = 0
+
+    def summary(self) -> dict[str, int]:
+        return {"ready": len(self.ready), "failed": len(self.failed), "waiting": self.waiting,
+                "unreachable": self.unreachable}
+
+
+def pending_transfers(settings: Settings) -> list[tuple[int, str]]:
+    """(job id, server task id) of every transfer the server is still working on."""
+    with session_scope(settings.db_url) as session:
+        rows = session.execute(
+            select(Transfer.job_id, Transfer.server_task_id)
+            .join(Job, Job.id == Transfer.job_id)
+            .where(Transfer.status.in_(WAITING), Job.status == "processing")
+            .order_by(Transfer.id)
+        ).all()
+    return [(job_id, task_id) for job_id, task_id in rows]
+
+
+def poll_transfers(settings: Settings, client: DrawClient, *, now: datetime | None = None
+                   ) -> PollReport:
+    """Ask the server about every waiting transfer; returns what is ready to fetch."""
+    report = PollReport()
+    for job_id, task_id in pending_transfers(settings):
+        try:
+            status = client.status(task_id)
+        except DrawNotFound:
+            _fail(settings, job_id, "server", "task not found on server")
+            report.failed.append(job_id)
+            continue
+        except (DrawBusy, DrawTransientError) as exc:
+            log.warning("job %d: status not available this time (%s)", job_id, exc)
+            report.unreachable += 1
+            continue
+        moment = now or utcnow()
+        with session_scope(settings.db_url) as session:
+            transfer = _transfer(session, job_id)
+            transfer.server_status = status.raw[:128]
+            transfer.poll_attempts += 1
+            transfer.last_polled_at = moment
+            if status.state == "completed":
+                transfer.status = "completed"
+                transfer.completed_at = moment
+                record_event(session, "server completed", status.raw, job_id=job_id,
+                             actor="draw_import")
+            elif status.state == "processing":
+                transfer.status = "processing"
+            deadline = transfer.deadline_at
+        if status.state == "completed":
+            report.ready.append(job_id)
+        elif status.state == "failed":
+            _fail(settings, job_id, "server", f"the DRAW server failed the task: "
+                                              f"{status.error or status.raw}")
+            report.failed.append(job_id)
+        elif deadline is not None and moment >= deadline:
+            hours = settings.import_deadline_hours
+            _fail(settings, job_id, "server", f"timed out: not finished on the server after "
+                                              f"{hours} h (last status {status.raw!r})")
+            report.failed.append(job_id)
+        else:
+            report.waiting += 1
+    report.ready.extend(_left_over_ready(settings, exclude=report.ready))
+    return report
+
+
+def _left_over_ready(settings: Settings, exclude: Sequence[int]) -> list[int]:
+    """Transfers completed or delivered earlier whose delivery or confirm did not finish."""
+    with session_scope(settings.db_url) as session:
+        rows = session.scalars(
+            select(Transfer.job_id).join(Job, Job.id == Transfer.job_id)
+            .where(Transfer.status.in_(READY_TO_FINISH), Job.status == "processing")
+        ).all()
+    return [job_id for job_id in rows if job_id not in exclude]
+
+
+def fetch_and_deliver(settings: Settings, job_id: int, client: DrawClient,
+                      destinations: Sequence[DicomNode] = ()) -> Path:
+    """Bring one finished result home; returns the delivered file. Raises JobFailed."""
+    with session_scope(settings.db_url) as session:
+        transfer = _transfer(session, job_id)
+        task_id, status = transfer.server_task_id, transfer.status
+        delivered = Path(transfer.delivered_path) if transfer.delivered_path else None
+    if status == "completed":
+        delivered = _fetch_and_write(settings, job_id, task_id, client)
+        for node in destinations:
+            with session_scope(settings.db_url) as session:
+                set_stage(session, job_id, f"forward to {node}", actor="draw_import")
+            report = send_files([delivered], node, settings.ae_title)
+            with session_scope(settings.db_url) as session:
+                record_event(session, "forwarded", f"C-STORE to {node} after "
+                             f"{report.attempts} attempt(s)", job_id=job_id, actor="draw_import")
+        with session_scope(settings.db_url) as session:
+            transfer = _transfer(session, job_id)
+            transfer.status, transfer.delivered_at = "delivered", utcnow()
+            transfer.delivered_path = str(delivered)
+    elif status != "delivered":
+        raise JobFailed("deliver", f"transfer is {status}, not ready to deliver")
+
+    with session_scope(settings.db_url) as session:
+        set_stage(session, job_id, "confirm", actor="draw_import")
+    client.confirm(task_id)  # only now: the server deletes its copy after this
+    with session_scope(settings.db_url) as session:
+        transfer = _transfer(session, job_id)
+        transfer.status, transfer.confirmed_at = "confirmed", utcnow()
+        finish_job(session, job_id, turnaround_seconds=_turnaround(session, job_id,
+                                                                   transfer.delivered_at),
+                   actor="draw_import")
+    log.info("job %d finished: RTSTRUCT delivered and confirmed", job_id)
+    assert delivered is not None
+    return delivered
+
+
+def _fetch_and_write(settings: Settings, job_id: int, task_id: str, client: DrawClient) -> Path:
+    work = job_work_dir(settings, job_id)
+    work.mkdir(parents=True, exist_ok=True)
+    download = work / "rtstruct.dcm"
+    with session_scope(settings.db_url) as session:
+        set_stage(session, job_id, "fetch", actor="draw_import")
+    for attempt in range(1, FETCH_ATTEMPTS + 1):
+        try:
+            sha256 = client.download_rtstruct(task_id, download)
+            break
+        except DrawChecksumMismatch:
+            log.warning("job %d: RTSTRUCT checksum mismatch (attempt %d of %d)", job_id,
+                        attempt, FETCH_ATTEMPTS)
+        except DrawNotFound:
+            raise JobFailed("fetch", "task not found on server") from None
+    else:
+        raise JobFailed("fetch", f"the RTSTRUCT did not match the server's checksum in "
+                                 f"{FETCH_ATTEMPTS} downloads; nothing was delivered")
+
+    keys = DeidKeys.from_secret(settings.require_secret_key())
+    with session_scope(settings.db_url) as session:
+        transfer = _transfer(session, job_id)
+        transfer.rtstruct_sha256 = sha256
+        set_stage(session, job_id, "validate and re-identify", actor="draw_import")
+        uid_map = load_uid_map(session, job_id)
+        stored = load_subject(session, job_id, keys)
+        origin = _origin_folder(session, job_id)
+    if stored is None or not uid_map:
+        raise JobFailed("re-identify", "the job has no stored UID or subject map; "
+                                       "nothing can be re-identified")
+    pseudonym, _offset_days, subject = stored
+    try:
+        return deliver_rtstruct(download, origin, job_id=job_id, uid_map=uid_map,
+                                subject=subject, pseudonym=pseudonym,
+                                uid_root=settings.uid_root,
+                                quarantine_dir=settings.quarantine_dir)
+    except RtstructRejected as rejected:
+        raise JobFailed("validate", f"RTSTRUCT rejected, kept in quarantine: "
+                                    f"{rejected.reason}") from None
+    except DeliveryError as exc:
+        raise JobFailed("deliver", str(exc)) from None
+    finally:
+        download.unlink(missing_ok=True)
+
+
+def _origin_folder(session, job_id: int) -> Path:
+    """The folder of the job's first series: where its CT came from."""
+    series = session.scalars(
+        select(Series).join(JobSeries, JobSeries.series_id == Series.id)
+        .where(JobSeries.job_id == job_id).order_by(JobSeries.position)
+    ).first()
+    folder = series.origin_folder or series.folder
+    return Path(folder)
+
+
+def _turnaround(session, job_id: int, delivered_at: datetime | None) -> float | None:
+    ready = session.scalars(
+        select(Series.ready_at).join(JobSeries, JobSeries.series_id == Series.id)
+        .where(JobSeries.job_id == job_id)
+    ).all()
+    known = [moment for moment in ready if moment is not None]
+    if not known or delivered_at is None:
+        return None
+    return (delivered_at - min(known)).total_seconds()
+
+
+def _transfer(session, job_id: int) -> Transfer:
+    return session.scalars(select(Transfer).where(Transfer.job_id == job_id)).one()
+
+
+def _fail(settings: Settings, job_id: int, stage: str, reason: str) -> None:
+    with session_scope(settings.db_url) as session:
+        transfer = _transfer(session, job_id)
+        transfer.status = "failed"
+        if get_job(session, job_id).status == "processing":
+            fail_job(session, job_id, stage=stage, error=reason, actor="draw_import")
+    log.warning("job %d failed at %s: %s", job_id, stage, reason)

@@ -1,0 +1,41 @@
+"""Series that arrived and are ready, as the listener would leave them, for pipeline tests."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from pydicom.dataset import Dataset
+
+from dicom_ops.config import Settings
+from dicom_ops.db.models import Series, utcnow
+from dicom_ops.db.session import session_scope
+from tests.factories import SeriesGeometry, make_ct_series, synthetic_patient, write_series
+
+SMALL = SeriesGeometry(slices=6, rows=48, columns=48, pixel_spacing=10.0)
+
+
+@dataclass
+class ReadySeries:
+    series_id: int
+    folder: Path
+    datasets: list[Dataset]
+
+
+def ready_series_on_disk(settings: Settings, patient_index: int = 0,
+                         geometry: SeriesGeometry = SMALL) -> ReadySeries:
+    """A synthetic CT in its origin folder with a `ready` row in the app DB."""
+    datasets = make_ct_series(synthetic_patient(patient_index), geometry)
+    first = datasets[0]
+    folder = settings.datastore_dir / first.StudyInstanceUID / first.SeriesInstanceUID
+    write_series(datasets, folder)
+    with session_scope(settings.db_url) as session:
+        series = Series(study_uid=first.StudyInstanceUID, series_uid=first.SeriesInstanceUID,
+                        modality="CT", description=first.SeriesDescription,
+                        instance_count=len(datasets), folder=str(folder),
+                        origin_folder=str(folder), source="scp", state="ready",
+                        ready_at=utcnow())
+        session.add(series)
+        session.flush()
+        series_id = series.id
+    return ReadySeries(series_id, folder, datasets)
