@@ -46,6 +46,16 @@ def _int_range(low: int, high: int | None = None) -> Callable[[str], int]:
     return parse
 
 
+def _optional_int_range(low: int, high: int) -> Callable[[str], int | None]:
+    """An integer in range, or ``None`` for an empty value (e.g. "keep forever")."""
+    parse_int = _int_range(low, high)
+
+    def parse(raw: str) -> int | None:
+        return parse_int(raw) if raw.strip() else None
+
+    return parse
+
+
 def _ae_title(raw: str) -> str:
     value = raw.strip()
     if not 1 <= len(value) <= 16 or not value.isascii() or "\\" in value:
@@ -165,6 +175,9 @@ SETTINGS: tuple[Setting, ...] = (
             "Below this much free space under the data root, C-STORE is refused (0xA700)."),
     Setting("watch_folders", "", _path_list, "comma-separated directory paths",
             "Folders written by other programs, watched for finished series."),
+    Setting("queue_folders", "", _path_list, "comma-separated directory paths",
+            "Input folders of the cached queue (`dicom-ops queue`, DAG draw_queue): "
+            "finished series folders already present, registered N at a time."),
     Setting("emulator_port", "8123", _int_range(1, 65535), "an integer 1-65535",
             "Port of the DRAW emulator that `make run` starts (on 127.0.0.1)."),
     Setting("templates_dir", str(REPO_ROOT / "include" / "templates"), _path,
@@ -179,6 +192,37 @@ SETTINGS: tuple[Setting, ...] = (
             "Safety-net schedule of draw_import (it also runs when a result is ready)."),
     Setting("cleanup_interval_hours", "24", _int_range(1, 720), "an integer 1-720",
             "Schedule of draw_cleanup."),
+    Setting("retention_work_days", "7", _optional_int_range(0, 3650),
+            "an integer 0-3650, or empty to keep forever",
+            "draw_cleanup removes the work folder of a job (de-identified copies, upload zip) "
+            "this many days after the job finished, failed or was cancelled; never while "
+            "it is queued, processing or its transfer is with the DRAW server."),
+    Setting("retention_uploads_hours", "24", _optional_int_range(0, 87600),
+            "an integer 0-87600, or empty to keep forever",
+            "draw_cleanup removes a job's upload zip (in its work folder) this many hours "
+            "after the job ended, ahead of the rest of the work folder."),
+    Setting("retention_quarantine_days", "30", _optional_int_range(0, 3650),
+            "an integer 0-3650, or empty to keep forever",
+            "draw_cleanup removes quarantined files (with their reason files) this many days "
+            "after they were written; a job's quarantine folder only once the job has ended."),
+    Setting("retention_receiving_hours", "72", _optional_int_range(0, 87600),
+            "an integer 0-87600, or empty to keep forever",
+            "draw_cleanup removes the unfinished `.tmp-*` folder of a series nobody has sent "
+            "an instance of for this long (never sooner than 1 hour plus "
+            "DICOM_OPS_QUIET_SECONDS); the series is then marked `error`."),
+    Setting("retention_datastore_days", "", _optional_int_range(0, 36500),
+            "an integer 0-36500, or empty to keep forever",
+            "Empty: origin series folders in the datastore (and RTSTRUCTs delivered into "
+            "them) are never removed. A number: draw_cleanup removes the datastore folder of "
+            "a done, ignored or failed series this many days after its last activity."),
+    Setting("retention_events_days", "", _optional_int_range(0, 36500),
+            "an integer 0-36500, or empty to keep forever",
+            "Empty: the audit log (`event` rows) is kept forever. A number: draw_cleanup "
+            "deletes events older than this many days (never those of a job still running)."),
+    Setting("cleanup_watermark", "20GiB", parse_size, "a size such as 20GiB or 500MiB; 0 is off",
+            "When free disk under the data root is below this, draw_cleanup also removes "
+            "what is allowed to go ahead of its retention, oldest first, until it is above "
+            "(never datastore folders or events). Keep it above DICOM_OPS_MIN_FREE_DISK."),
     Setting("import_deadline_hours", "6", _int_range(1, 720), "an integer 1-720",
             "A transfer not finished on the server after this long fails as timed out."),
     Setting("upload_slots", "2", _int_range(1, 64), "an integer 1-64",
@@ -205,6 +249,7 @@ class Settings:
     tls_key: Path | None
     min_free_disk: int
     watch_folders: tuple[Path, ...]
+    queue_folders: tuple[Path, ...]
     emulator_port: int
     templates_dir: Path
     deid_recipe: Path
@@ -212,6 +257,13 @@ class Settings:
     export_interval_minutes: int
     import_interval_minutes: int
     cleanup_interval_hours: int
+    retention_work_days: int | None
+    retention_uploads_hours: int | None
+    retention_quarantine_days: int | None
+    retention_receiving_hours: int | None
+    retention_datastore_days: int | None
+    retention_events_days: int | None
+    cleanup_watermark: int
     import_deadline_hours: int
     upload_slots: int
     destinations: tuple[str, ...]

@@ -133,11 +133,20 @@ def pools(stack: Stack) -> dict[str, dict]:
     }
 
 
-def _airflow(stack: Stack, *args: str) -> None:
+def _airflow(stack: Stack, *args: str) -> str:
     command = [str(stack.bin_dir / "airflow"), *args]
     result = subprocess.run(command, env=stack.env, capture_output=True, text=True)
     if result.returncode != 0:
         raise RuntimeError(f"`airflow {' '.join(args)}` failed:\n{result.stderr[-3000:]}")
+    return result.stdout
+
+
+def draw_uses_local_emulator(stack: Stack) -> bool:
+    """Whether `draw_default` (as stored in Airflow, perhaps edited since) is our emulator."""
+    listed = json.loads(_airflow(stack, "connections", "get", "draw_default", "-o", "json"))
+    connection = listed[0] if isinstance(listed, list) else listed
+    return (connection.get("host") == EMULATOR_HOST
+            and int(connection.get("port") or 0) == stack.settings.emulator_port)
 
 
 def initialise(stack: Stack) -> None:
@@ -152,7 +161,9 @@ def initialise(stack: Stack) -> None:
     connections_file = generated / "connections.json"
     connections_file.write_text(json.dumps(connections(stack), indent=2))
     os.chmod(connections_file, 0o600)
-    _airflow(stack, "connections", "import", "--overwrite", str(connections_file))
+    # Without --overwrite: a connection an operator edited (e.g. draw_default pointed at a
+    # real DRAW server) is kept across restarts.
+    _airflow(stack, "connections", "import", str(connections_file))
     pools_file = generated / "pools.json"
     pools_file.write_text(json.dumps(pools(stack), indent=2))
     _airflow(stack, "pools", "import", str(pools_file))
@@ -169,11 +180,15 @@ def write_env_file(stack: Stack) -> Path:
     return path
 
 
-def programs(stack: Stack) -> list[Program]:
+def programs(stack: Stack, *, demo: bool = False) -> list[Program]:
     """The supervised processes. Adding a process is one line here."""
     dicom_ops = str(stack.bin_dir / "dicom-ops")
-    return [
+    one_shots = [Program("demo", [dicom_ops, "demo"], stack.env, restart=False)] if demo else []
+    return one_shots + [
         Program("airflow", [str(stack.bin_dir / "airflow"), "standalone"], stack.env),
+        Program("listener", [dicom_ops, "listener"], stack.env),
+        *([Program("watcher", [dicom_ops, "watcher"], stack.env)]
+          if stack.settings.watch_folders else []),
         Program("emulator", [dicom_ops, "emulator", "--host", EMULATOR_HOST,
                              "--port", str(stack.settings.emulator_port),
                              "--data-dir", str(stack.settings.data_root / "emulator")], stack.env),
@@ -201,5 +216,5 @@ def run() -> int:
     stack = prepare()
     initialise(stack)
     print(banner(stack), flush=True)
-    Supervisor(programs(stack)).run()
+    Supervisor(programs(stack, demo=draw_uses_local_emulator(stack))).run()
     return 0

@@ -30,6 +30,7 @@ SERIES_STATES = ("receiving", "ready", "claimed", "done", "ignored", "error")
 SERIES_SOURCES = ("scp", "watcher", "queue", "pacs")
 JOB_STATUSES = ("in_queue", "processing", "finished", "failed", "cancelled", "invalidated")
 TRANSFER_STATUSES = (
+    "pending",  # packed; no upload attempt, or the last one provably did not reach the server
     "uploading",  # an upload attempt is in flight; its outcome is not known yet
     "sent",  # the server returned a task id
     "processing",  # the server reports work in progress
@@ -39,6 +40,7 @@ TRANSFER_STATUSES = (
     "failed",
 )
 UID_KINDS = ("study", "series", "sop", "frame_of_reference", "other")
+INTAKE_FOLDER_STATES = ("registered", "empty")
 
 UID_LENGTH = 64
 
@@ -110,6 +112,29 @@ class Series(Base):
     ready_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
+class IntakeFolder(Base):
+    """A folder written by another program (watcher or cached queue), registered once.
+
+    ``empty`` means it held no usable DICOM; it is recorded so it is never looked at again.
+    """
+
+    __tablename__ = "intake_folder"
+    __table_args__ = (
+        CheckConstraint(_in("state", INTAKE_FOLDER_STATES), name="state"),
+        CheckConstraint(_in("source", ("watcher", "queue")), name="source"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    path: Mapped[str] = mapped_column(Text, unique=True)
+    source: Mapped[str] = mapped_column(String(16))
+    state: Mapped[str] = mapped_column(String(16))
+    series_count: Mapped[int] = mapped_column(Integer, default=0)
+    instance_count: Mapped[int] = mapped_column(Integer, default=0)
+    non_dicom_count: Mapped[int] = mapped_column(Integer, default=0)
+    unusable_count: Mapped[int] = mapped_column(Integer, default=0)
+    registered_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
 class Job(Base):
     """One request to segment one or more series with one template."""
 
@@ -171,7 +196,7 @@ class Transfer(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     job_id: Mapped[int] = mapped_column(ForeignKey("job.id", ondelete="CASCADE"), unique=True)
     server_task_id: Mapped[str | None] = mapped_column(String(256), index=True)
-    status: Mapped[str] = mapped_column(String(16), default="uploading")
+    status: Mapped[str] = mapped_column(String(16), default="pending")
     server_status: Mapped[str | None] = mapped_column(String(128))
     zip_sha256: Mapped[str | None] = mapped_column(String(64))
     rtstruct_sha256: Mapped[str | None] = mapped_column(String(64))

@@ -23,6 +23,8 @@ _engines: dict[str, Engine] = {}
 def create_engine_for(url: str) -> Engine:
     """An engine for ``url``; one per URL and process.
 
+    SQL parameters are never shown in errors: they can be UIDs or descriptions.
+
     On SQLite every transaction starts with ``BEGIN IMMEDIATE`` (so two writers
     never both read-then-write the same rows: claims are atomic), the journal is
     WAL (readers never wait for writers) and lock waits last up to 30 s.
@@ -33,7 +35,8 @@ def create_engine_for(url: str) -> Engine:
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000})
+        engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000},
+                               hide_parameters=True)
 
         @event.listens_for(engine, "connect")
         def _sqlite_connect(dbapi_connection, _record):
@@ -48,7 +51,7 @@ def create_engine_for(url: str) -> Engine:
         def _sqlite_begin(connection):
             connection.exec_driver_sql("BEGIN IMMEDIATE")
     else:
-        engine = create_engine(url, pool_pre_ping=True)
+        engine = create_engine(url, pool_pre_ping=True, hide_parameters=True)
     _engines[url] = engine
     return engine
 

@@ -1,0 +1,1 @@
+"""Airflow triggers of dicom-ops (they run in the triggerer)."""

@@ -1,0 +1,74 @@
+"""`dicom-ops listener`: the DICOM listener (storage SCP) with its completion checker."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import signal
+import threading
+
+from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
+
+from dicom_ops.cli import CommandError
+from dicom_ops.config import Settings, get_settings
+from dicom_ops.db.models import Series
+from dicom_ops.db.session import session_scope
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "listener", help="receive series over DICOM (C-STORE) until stopped",
+        description="Receive series over DICOM into the datastore; a series is ready once "
+                    "quiet for DICOM_OPS_QUIET_SECONDS. Stops cleanly on SIGTERM or Ctrl-C; "
+                    "series still receiving are picked up again at the next start.")
+    parser.add_argument("--port", type=int, help="override DICOM_OPS_LISTENER_PORT")
+    parser.set_defaults(func=_run)
+
+
+def require_migrated_db(settings: Settings) -> None:
+    try:
+        with session_scope(settings.db_url) as session:
+            session.execute(select(Series.id).limit(1))
+    except SQLAlchemyError as exc:
+        raise CommandError(
+            f"the app DB is not usable ({type(exc).__name__}): run `dicom-ops db upgrade`"
+        ) from exc
+
+
+def apply_log_level(settings: Settings, args: argparse.Namespace) -> None:
+    if not getattr(args, "verbose", False):
+        logging.getLogger().setLevel(settings.log_level)
+    from dicom_ops.dicom.listener import quiet_pynetdicom
+
+    quiet_pynetdicom("DEBUG" if getattr(args, "verbose", False) else settings.log_level)
+
+
+def wait_for_stop_signal() -> None:
+    stopping = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stopping.set())
+    stopping.wait()
+
+
+def _run(args: argparse.Namespace) -> int:
+    from dicom_ops.dicom.listener import Listener, ListenerConfigError
+
+    settings = get_settings()
+    apply_log_level(settings, args)
+    require_migrated_db(settings)
+    listener = Listener(settings)
+    try:
+        listener.start(port=args.port)
+    except ListenerConfigError as exc:
+        raise CommandError(str(exc)) from exc
+    except OSError as exc:
+        port = args.port or settings.listener_port
+        raise CommandError(
+            f"cannot listen on {settings.listener_host}:{port}: {exc.strerror or exc}"
+        ) from exc
+    try:
+        wait_for_stop_signal()
+    finally:
+        listener.stop()
+    return 0
