@@ -56,6 +56,13 @@ def _optional_int_range(low: int, high: int) -> Callable[[str], int | None]:
     return parse
 
 
+def _float_range(raw: str, low: float, high: float) -> float:
+    value = float(raw.strip())
+    if not low <= value <= high:
+        raise ValueError(f"{value} out of range")
+    return value
+
+
 def _ae_title(raw: str) -> str:
     value = raw.strip()
     if not 1 <= len(value) <= 16 or not value.isascii() or "\\" in value:
@@ -180,6 +187,9 @@ SETTINGS: tuple[Setting, ...] = (
             "finished series folders already present, registered N at a time."),
     Setting("emulator_port", "8123", _int_range(1, 65535), "an integer 1-65535",
             "Port of the DRAW emulator that `make run` starts (on 127.0.0.1)."),
+    Setting("emulator_delay_seconds", "2", lambda raw: _float_range(raw, 0, 3600),
+            "a number of seconds 0-3600",
+            "How long the emulator that `make run` starts keeps each task pending."),
     Setting("templates_dir", str(REPO_ROOT / "include" / "templates"), _path,
             "a directory path", "Autosegmentation templates (*.yml)."),
     Setting("deid_recipe", str(REPO_ROOT / "include" / "deid" / "deid.dicom"), _path,
@@ -251,6 +261,7 @@ class Settings:
     watch_folders: tuple[Path, ...]
     queue_folders: tuple[Path, ...]
     emulator_port: int
+    emulator_delay_seconds: float
     templates_dir: Path
     deid_recipe: Path
     uid_root: str

@@ -191,6 +191,7 @@ def programs(stack: Stack, *, demo: bool = False) -> list[Program]:
           if stack.settings.watch_folders else []),
         Program("emulator", [dicom_ops, "emulator", "--host", EMULATOR_HOST,
                              "--port", str(stack.settings.emulator_port),
+                             "--delay", str(stack.settings.emulator_delay_seconds),
                              "--data-dir", str(stack.settings.data_root / "emulator")], stack.env),
     ]
 
