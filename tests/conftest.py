@@ -6,12 +6,26 @@ from __future__ import annotations
 import itertools
 import os
 import shutil
+import tempfile
 from pathlib import Path
+
+# Airflow reads its configuration when first imported: give this test run its own
+# home and metadata DB before anything imports it (never the developer's ~/airflow).
+_AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="dicom-ops-test-airflow-"))
+os.environ.update({
+    "AIRFLOW_HOME": str(_AIRFLOW_HOME),
+    "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{_AIRFLOW_HOME / 'airflow.db'}",
+    "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+    "AIRFLOW__CORE__DAGS_FOLDER": str(Path(__file__).resolve().parents[1] / "dags"),
+})
 
 import pytest
 from dicom_ops.config import REPO_ROOT, Settings, load_settings
 from dicom_ops.db.session import dispose_engines, upgrade
 
+from tests.support.emulator import draw_emulator, draw_emulator_process  # noqa: F401
+from tests.support.listener import start_listener  # noqa: F401
+from tests.support.orthanc import orthanc  # noqa: F401
 from tests.support.postgres import PostgresUnavailable, start_postgres
 
 TEST_SECRET = "test-secret-key-0123456789abcdef"
@@ -101,3 +115,7 @@ def settings_env(settings: Settings) -> dict[str, str]:
 @pytest.fixture
 def cli_env(settings: Settings) -> dict[str, str]:
     return settings_env(settings)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    shutil.rmtree(_AIRFLOW_HOME, ignore_errors=True)

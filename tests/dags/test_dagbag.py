@@ -15,7 +15,7 @@ def dagbag() -> DagBag:
 
 def test_dag_folder_imports_without_errors(dagbag):
     assert dagbag.import_errors == {}
-    assert {"draw_export", "draw_import", "draw_queue"} <= set(dagbag.dag_ids)
+    assert {"draw_export", "draw_import", "draw_queue", "draw_cleanup"} <= set(dagbag.dag_ids)
 
 
 def test_export_runs_on_ready_series_and_every_ten_minutes(dagbag):
@@ -38,3 +38,9 @@ def test_import_runs_on_draw_results_and_every_fifteen_minutes(dagbag):
     assert "draw_results" in str(dag.timetable.asset_condition)
     assert dag.timetable.timetable.delta == timedelta(minutes=15)
     assert [t.task_id for t in dag.topological_sort()] == ["poll_draw", "fetch_and_deliver"]
+
+
+def test_cleanup_runs_daily_as_one_task(dagbag):
+    dag = dagbag.dags["draw_cleanup"]
+    assert dag.timetable.delta == timedelta(hours=24)
+    assert [t.task_id for t in dag.tasks] == ["clean_up"]

@@ -45,3 +45,35 @@ def test_export_with_no_ready_series_does_nothing_and_succeeds(pipeline_env, dra
 
     assert run.state == "success"
     assert len(draw_emulator.tasks()) == tasks_before
+
+
+def test_export_waits_for_a_busy_server_in_the_triggerer_then_uploads(pipeline_env,
+                                                                      draw_emulator):
+    settings = pipeline_env
+    ready_series_on_disk(settings, patient_index=9)
+    draw_emulator.set_faults(busy=4)
+
+    run = load_dag("draw_export").test()
+
+    assert run.state == "success"
+    with session_scope(settings.db_url) as session:
+        transfer = session.scalars(select(Transfer)).one()
+        assert transfer.status == "sent" and transfer.server_task_id
+        assert session.get(Job, transfer.job_id).status == "processing"
+
+
+def test_a_permanent_failure_marks_the_job_failed_with_its_stage(pipeline_env, draw_emulator):
+    settings = pipeline_env
+    ready = ready_series_on_disk(settings, patient_index=10)
+    from tests.factories import with_burned_in_annotation, write_series
+
+    write_series([with_burned_in_annotation(ready.datasets[0])], ready.folder)
+
+    run = load_dag("draw_export").test()
+
+    assert run.state == "failed"
+    with session_scope(settings.db_url) as session:
+        job = session.scalars(select(Job)).one()
+        assert job.status == "failed" and job.stage == "deidentify"
+        assert "burned-in annotation" in job.error
+        assert session.scalars(select(Transfer)).all() == []

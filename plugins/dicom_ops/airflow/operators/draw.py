@@ -36,10 +36,13 @@ class DrawUploadOperator(JobStepOperator):
         hook = DrawHook(self.draw_conn_id)
         try:
             task_id = upload_prepared(task_settings(), job_id, hook.get_client())
-        except DrawBusy:
-            self.log.info("DRAW server busy; job %d waits for it in the triggerer", job_id)
+        except DrawBusy as busy:
+            # Honour the server's Retry-After, within sane bounds.
+            poll = min(max(busy.retry_after or self.busy_poll_seconds, 2.0), 300.0)
+            self.log.info("DRAW server busy; job %d waits for it in the triggerer "
+                          "(checking every %.0f s)", job_id, poll)
             self.defer(
-                trigger=DrawHealthTrigger(self.draw_conn_id, self.busy_poll_seconds),
+                trigger=DrawHealthTrigger(self.draw_conn_id, poll),
                 method_name="resume_after_busy",
                 timeout=timedelta(hours=task_settings().import_deadline_hours),
             )
