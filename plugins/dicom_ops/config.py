@@ -7,10 +7,11 @@ expected, help). The README's settings table is generated from that list
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -279,7 +280,6 @@ class Settings:
     upload_slots: int
     destinations: tuple[str, ...]
     log_level: str
-    extra: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     @property
     def datastore_dir(self) -> Path:
@@ -330,11 +330,21 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: Any) ->
             errors.append(f"{setting.env}={shown} is invalid: expected {setting.expected} ({exc})")
     if not errors and bool(values.get("tls_cert")) != bool(values.get("tls_key")):
         errors.append(f"{ENV_PREFIX}TLS_CERT and {ENV_PREFIX}TLS_KEY must be set together")
+    errors.extend(_unknown_variables(env))
     if errors:
         raise SettingsError("; ".join(errors))
-    known = {s.env for s in SETTINGS}
-    extra = {k: v for k, v in env.items() if k.startswith(ENV_PREFIX) and k not in known}
-    return Settings(**values, extra=extra)
+    return Settings(**values)
+
+
+def _unknown_variables(env: Mapping[str, str]) -> list[str]:
+    """A mistyped variable would otherwise be ignored in silence."""
+    known = {setting.env for setting in SETTINGS}
+    problems = []
+    for name in sorted(k for k in env if k.startswith(ENV_PREFIX) and k not in known):
+        close = difflib.get_close_matches(name, known, n=1)
+        hint = f"; did you mean {close[0]}?" if close else ""
+        problems.append(f"{name} is not a dicom-ops setting{hint}")
+    return problems
 
 
 @lru_cache(maxsize=1)
@@ -357,8 +367,6 @@ def describe(settings: Settings) -> dict[str, str]:
     shown: dict[str, str] = {}
     secret_names = {s.name for s in SETTINGS if s.secret}
     for f in fields(settings):
-        if f.name == "extra":
-            continue
         value = getattr(settings, f.name)
         if f.name in secret_names:
             shown[ENV_PREFIX + f.name.upper()] = "(set)" if value else "(not set)"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -32,3 +33,11 @@ def write_atomically(path: Path, data: bytes, *, mode: int = 0o644) -> Path:
         raise
     fsync_directory(path.parent)
     return path
+
+
+def free_disk_bytes(path: Path) -> int:
+    """Space available on the filesystem holding ``path`` (or its nearest existing parent)."""
+    probe = path
+    while not probe.exists() and probe.parent != probe:
+        probe = probe.parent
+    return shutil.disk_usage(probe).free

@@ -4,7 +4,6 @@ from datetime import timedelta
 
 import pytest
 from airflow.dag_processing.dagbag import DagBag
-
 from dicom_ops.config import REPO_ROOT
 
 
@@ -38,9 +37,3 @@ def test_import_runs_on_draw_results_and_every_fifteen_minutes(dagbag):
     assert "draw_results" in str(dag.timetable.asset_condition)
     assert dag.timetable.timetable.delta == timedelta(minutes=15)
     assert [t.task_id for t in dag.topological_sort()] == ["poll_draw", "fetch_and_deliver"]
-
-
-def test_cleanup_runs_daily_as_one_task(dagbag):
-    dag = dagbag.dags["draw_cleanup"]
-    assert dag.timetable.delta == timedelta(hours=24)
-    assert [t.task_id for t in dag.tasks] == ["clean_up"]

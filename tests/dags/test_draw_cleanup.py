@@ -12,10 +12,9 @@ import pytest
 from dicom_ops.airflow.app_settings import task_settings
 from dicom_ops.config import get_settings
 from dicom_ops.db.models import Job, Transfer, utcnow
-from dicom_ops.db.session import dispose_engines, session_scope
+from dicom_ops.db.session import session_scope
 from dicom_ops.pipeline.workspace import job_work_dir
 
-from tests.conftest import settings_env
 from tests.dags.conftest import load_dag
 from tests.support.jobs import job_in_status
 
@@ -26,18 +25,12 @@ def draw_cleanup():
 
 
 @pytest.fixture
-def cleanup_env(airflow_db, settings, monkeypatch):
-    """DICOM_OPS_* as a DAG run sees them; no watermark (the test disk is not ours)."""
-    for key, value in settings_env(settings).items():
-        if key.startswith("DICOM_OPS_"):
-            monkeypatch.setenv(key, value)
+def cleanup_env(dag_settings_env, monkeypatch):
+    """Settings as a DAG run sees them; no watermark (the test disk is not ours)."""
     monkeypatch.setenv("DICOM_OPS_CLEANUP_WATERMARK", "0")
     get_settings.cache_clear()
     task_settings.cache_clear()
-    yield settings
-    get_settings.cache_clear()
-    task_settings.cache_clear()
-    dispose_engines()
+    return dag_settings_env
 
 
 def test_draw_cleanup_runs_daily_one_run_at_a_time(draw_cleanup):

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pydicom
-from sqlalchemy import select
-
 from dicom_ops.db.models import Job, Transfer
 from dicom_ops.db.session import session_scope
+from sqlalchemy import select
+
 from tests.dags.conftest import load_dag
 from tests.factories import synthetic_patient
 from tests.support.pipeline import ready_series_on_disk

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pydicom
 import pytest
-
 from dicom_ops.dicom.rtstruct import referenced_uids
+
 from tests.conftest import require_tool
 from tests.factories import SeriesGeometry, make_ct_series, synthetic_patient, write_series
 from tests.support.stack import start_stack

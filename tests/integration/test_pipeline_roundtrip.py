@@ -7,8 +7,6 @@ import zipfile
 
 import pydicom
 import pytest
-from sqlalchemy import select
-
 from dicom_ops.db.models import Job, Series, Transfer
 from dicom_ops.db.session import session_scope
 from dicom_ops.dicom.rtstruct import referenced_uids
@@ -18,6 +16,8 @@ from dicom_ops.pipeline.errors import JobFailed
 from dicom_ops.pipeline.export import prepare_upload, upload_prepared
 from dicom_ops.pipeline.import_results import fetch_and_deliver, poll_transfers
 from dicom_ops.templates import load_templates
+from sqlalchemy import select
+
 from tests.factories import synthetic_patient, with_burned_in_annotation, write_series
 from tests.support.pipeline import ready_series_on_disk
 

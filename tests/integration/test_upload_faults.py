@@ -5,8 +5,6 @@ from __future__ import annotations
 import time
 
 import pytest
-from sqlalchemy import select
-
 from dicom_ops.db.models import Job, Transfer
 from dicom_ops.db.session import session_scope
 from dicom_ops.draw.errors import DrawBusy, DrawTransientError
@@ -15,6 +13,8 @@ from dicom_ops.jobs.planning import plan_ready_series
 from dicom_ops.pipeline.errors import JobFailed
 from dicom_ops.pipeline.export import prepare_upload, upload_prepared
 from dicom_ops.templates import load_templates
+from sqlalchemy import select
+
 from tests.support.pipeline import ready_series_on_disk
 
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from pydicom.dataset import Dataset
-
 from dicom_ops.config import Settings
 from dicom_ops.db.models import Series, utcnow
 from dicom_ops.db.session import session_scope
+from pydicom.dataset import Dataset
+
 from tests.factories import SeriesGeometry, make_ct_series, synthetic_patient, write_series
 
 SMALL = SeriesGeometry(slices=6, rows=48, columns=48, pixel_spacing=10.0)

@@ -93,3 +93,10 @@ def test_every_setting_has_help_and_expectation():
     for setting in SETTINGS:
         assert setting.help and setting.expected, setting.name
         assert setting.env.startswith("DICOM_OPS_")
+
+
+def test_a_mistyped_variable_is_an_error_that_suggests_the_right_name():
+    with pytest.raises(SettingsError) as error:
+        load_settings({"DICOM_OPS_QUIET_SECOND": "5"})
+    assert "DICOM_OPS_QUIET_SECOND is not a dicom-ops setting" in str(error.value)
+    assert "did you mean DICOM_OPS_QUIET_SECONDS?" in str(error.value)

@@ -6,7 +6,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from dicom_ops.config import REPO_ROOT, SettingsError
 from dicom_ops.stack import banner, connections, prepare, programs
 

@@ -15,8 +15,8 @@ log = logging.getLogger(__name__)
 
 
 def _app_db_url_from_connection() -> str | None:
-    from airflow.sdk.exceptions import AirflowNotFoundException
     from airflow.sdk import BaseHook
+    from airflow.sdk.exceptions import AirflowNotFoundException
 
     try:
         connection = BaseHook.get_connection(APP_DB_CONN_ID)

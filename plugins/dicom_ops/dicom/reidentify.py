@@ -30,16 +30,14 @@ import uuid
 from collections.abc import Iterable, Mapping
 
 from pydicom.datadict import dictionary_VR, tag_for_keyword
-from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.dataset import Dataset
 from pydicom.tag import BaseTag
 from pydicom.uid import (
-    PYDICOM_IMPLEMENTATION_UID,
     UID,
-    ExplicitVRLittleEndian,
-    RTStructureSetStorage,
     generate_uid,
 )
 
+from dicom_ops.dicom.rtstruct import rtstruct_file_meta
 from dicom_ops.dicom.rtstruct_validation import (
     ExpectedUids,
     RtstructRejected,
@@ -121,7 +119,7 @@ def reidentify(
     for keyword in DEIDENTIFICATION_MARKERS:
         if keyword in out:
             delattr(out, keyword)
-    out.file_meta = _file_meta(new_sop_instance_uid)
+    out.file_meta = rtstruct_file_meta(new_sop_instance_uid)
     _check_fully_reidentified(out, uid_map, {new_sop_instance_uid, new_series_instance_uid})
     return out
 
@@ -200,15 +198,6 @@ def _prepare_character_set(ds: Dataset, values: Iterable[str], wanted: str | Non
         return
     ds.decode()
     ds.SpecificCharacterSet = wanted or UTF8
-
-
-def _file_meta(sop_instance_uid: str) -> FileMetaDataset:
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = RTStructureSetStorage
-    meta.MediaStorageSOPInstanceUID = sop_instance_uid
-    meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    meta.ImplementationClassUID = PYDICOM_IMPLEMENTATION_UID
-    return meta
 
 
 def _check_fully_reidentified(ds: Dataset, uid_map: Mapping[str, tuple[str, str]],

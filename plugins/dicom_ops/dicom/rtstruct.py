@@ -66,7 +66,7 @@ def build_rtstruct(
     now = now or datetime.now()
 
     ds = Dataset()
-    ds.file_meta = _file_meta(sop_instance_uid)
+    ds.file_meta = rtstruct_file_meta(sop_instance_uid)
     if "SpecificCharacterSet" in first:
         ds.SpecificCharacterSet = first.SpecificCharacterSet
     ds.InstanceCreationDate = now.strftime("%Y%m%d")
@@ -177,7 +177,8 @@ def _check_rois(rois: Sequence[RoiContours], image_classes: Mapping[str, str]) -
                     raise ValueError(f"ROI {roi.name!r}: a contour has non-finite coordinates")
 
 
-def _file_meta(sop_instance_uid: str) -> FileMetaDataset:
+def rtstruct_file_meta(sop_instance_uid: str) -> FileMetaDataset:
+    """File meta of an RTSTRUCT we write (explicit VR little endian)."""
     meta = FileMetaDataset()
     meta.MediaStorageSOPClassUID = RTStructureSetStorage
     meta.MediaStorageSOPInstanceUID = sop_instance_uid

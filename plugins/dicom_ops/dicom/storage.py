@@ -15,6 +15,8 @@ import threading
 from collections.abc import Iterable
 from pathlib import Path
 
+from dicom_ops.files import free_disk_bytes, fsync_directory  # noqa: F401 (re-exported)
+
 UID_MAX_LENGTH = 64
 PART_SUFFIX = ".part"
 DICOM_SUFFIX = ".dcm"
@@ -123,15 +125,6 @@ def _publish(part: Path, final: Path, *, overwrite: bool) -> bool:
     return True
 
 
-def fsync_directory(folder: Path) -> None:
-    """Make renames inside ``folder`` durable."""
-    descriptor = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
-
-
 def remove_partial_files(folder: Path) -> int:
     """Delete temporary files left by an interrupted write; returns how many."""
     removed = 0
@@ -140,8 +133,3 @@ def remove_partial_files(folder: Path) -> int:
             os.unlink(entry.path)
             removed += 1
     return removed
-
-
-def free_disk_bytes(path: Path) -> int:
-    """Space available to us on the filesystem holding ``path``."""
-    return shutil.disk_usage(path).free

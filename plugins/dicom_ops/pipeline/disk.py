@@ -17,6 +17,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
+from dicom_ops.files import free_disk_bytes as free_bytes  # noqa: F401 (the probe cleanup uses)
+
 TRASH_NAME = ".cleanup-trash"
 
 # Free bytes on the filesystem holding a path. Injectable: tests cannot fill a disk.
@@ -28,14 +30,6 @@ Snapshot = dict[str, tuple[int, int]]
 
 class CannotMoveAside(OSError):
     """The item could not be renamed into the trash (gone, or another filesystem)."""
-
-
-def free_bytes(path: Path) -> int:
-    """Space available on the filesystem holding ``path`` (or its nearest existing parent)."""
-    probe = path
-    while not probe.exists() and probe.parent != probe:
-        probe = probe.parent
-    return shutil.disk_usage(probe).free
 
 
 def tree_size(path: Path) -> int:

@@ -6,8 +6,8 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
-from airflow.sdk.exceptions import AirflowFailException
 from airflow.sdk import BaseOperator, Context
+from airflow.sdk.exceptions import AirflowFailException
 
 from dicom_ops.airflow.app_settings import task_settings
 from dicom_ops.airflow.hooks.dicom_node import DicomNodeHook
