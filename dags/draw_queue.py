@@ -34,10 +34,12 @@ def draw_queue():
     def register_queued_folders(params: dict | None = None) -> dict:
         """Register up to `number` finished folders as ready series."""
         from dicom_ops.airflow.app_settings import task_settings
+        from dicom_ops.airflow.operators.jobs import redacted_errors
         from dicom_ops.dicom.cached_queue import register_backlog
 
-        result = register_backlog(task_settings(), number=int(params["number"]),
-                                  subfolder=params["subfolder"] or None)
+        with redacted_errors("registering queued folders"):
+            result = register_backlog(task_settings(), number=int(params["number"]),
+                                      subfolder=params["subfolder"] or None)
         if not result.series_ids:
             raise AirflowSkipException(f"no series became ready: {result.summary()}")
         return result.summary()

@@ -9,6 +9,7 @@ from airflow.sdk import BaseOperator, Context
 from airflow.sdk.exceptions import AirflowException
 
 from dicom_ops.airflow.app_settings import task_settings
+from dicom_ops.airflow.operators.jobs import redacted_errors
 from dicom_ops.pipeline.cleanup import run_cleanup
 
 
@@ -26,8 +27,9 @@ class CleanupOperator(BaseOperator):
         self.older_than_hours = older_than_hours
 
     def execute(self, context: Context) -> dict[str, object]:
-        report = run_cleanup(task_settings(), dry_run=as_flag(self.dry_run),
-                             older_than_hours=as_hours(self.older_than_hours))
+        with redacted_errors("cleanup"):
+            report = run_cleanup(task_settings(), dry_run=as_flag(self.dry_run),
+                                 older_than_hours=as_hours(self.older_than_hours))
         for line in report.lines():
             self.log.info("%s", line)
         if report.errors:

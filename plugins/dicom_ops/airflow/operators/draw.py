@@ -12,7 +12,7 @@ from airflow.sdk.exceptions import AirflowFailException
 from dicom_ops.airflow.app_settings import task_settings
 from dicom_ops.airflow.hooks.dicom_node import DicomNodeHook
 from dicom_ops.airflow.hooks.draw import DrawHook
-from dicom_ops.airflow.operators.jobs import JobStepOperator
+from dicom_ops.airflow.operators.jobs import JobStepOperator, redacted_errors
 from dicom_ops.airflow.triggers.draw import DrawHealthTrigger
 from dicom_ops.draw.errors import DrawBusy
 from dicom_ops.pipeline.export import upload_prepared
@@ -69,7 +69,8 @@ class DrawPollOperator(BaseOperator):
     def execute(self, context: Context) -> list[int]:
         hook = DrawHook(self.draw_conn_id)
         try:
-            report = poll_transfers(task_settings(), hook.get_client())
+            with redacted_errors("polling the DRAW server"):
+                report = poll_transfers(task_settings(), hook.get_client())
         finally:
             hook.keep_tokens()
         self.log.info("poll: %s", report.summary())

@@ -10,21 +10,37 @@ no job is ever left silently "processing".
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from airflow.sdk import BaseOperator, Context
-from airflow.sdk.exceptions import AirflowFailException
+from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 from dicom_ops.airflow.app_settings import task_settings
 from dicom_ops.db.session import session_scope
 from dicom_ops.jobs.claims import claim_next_job
 from dicom_ops.jobs.lifecycle import fail_job, get_job
 from dicom_ops.jobs.planning import plan_ready_series
-from dicom_ops.pipeline.errors import JobFailed
+from dicom_ops.pipeline.errors import JobFailed, StepError, redact_identifiers
 from dicom_ops.templates import load_templates
 
 log = logging.getLogger(__name__)
+
+
+@contextmanager
+def redacted_errors(what: str) -> Iterator[None]:
+    """Re-raise an unexpected error without identifiers (file paths in the datastore
+    are original UIDs) and without its chained traceback: both reach the UI's task log.
+    The full detail is logged at DEBUG, which the task log does not show by default."""
+    try:
+        yield
+    except (AirflowException, JobFailed):
+        raise
+    except Exception as exc:
+        log.debug("%s failed", what, exc_info=True)
+        raise StepError(f"{what}: {type(exc).__name__}: "
+                        f"{redact_identifiers(str(exc))}") from None
 
 
 def mark_job_failed(job_id: int, stage: str, reason: str, actor: str) -> None:
@@ -60,7 +76,8 @@ class JobStepOperator(BaseOperator):
     def execute(self, context: Context) -> int:
         job_id = int(self.job_id)
         try:
-            self.run_step(job_id, context)
+            with redacted_errors(f"job {job_id} at {self.stage}"):
+                self.run_step(job_id, context)
         except JobFailed as failed:
             mark_job_failed(job_id, failed.stage, failed.reason, actor=self.dag_id)
             raise AirflowFailException(f"job {job_id} failed at {failed}") from None
@@ -81,9 +98,10 @@ class PlanJobsOperator(BaseOperator):
 
     def execute(self, context: Context) -> int:
         settings = task_settings()
-        templates = load_templates(settings.templates_dir)
-        created = plan_ready_series(settings.db_url, templates, limit=self.max_series,
-                                    actor=self.dag_id)
+        with redacted_errors("planning ready series"):
+            templates = load_templates(settings.templates_dir)
+            created = plan_ready_series(settings.db_url, templates, limit=self.max_series,
+                                        actor=self.dag_id)
         log.info("%d new job(s) from ready series", len(created))
         return len(created)
 
@@ -103,7 +121,8 @@ class ClaimJobsOperator(BaseOperator):
         worker = f"{context['dag_run'].run_id}"
         claimed: list[int] = []
         while len(claimed) < int(self.max_jobs):
-            job_id = claim_next_job(url, worker)
+            with redacted_errors("claiming jobs"):
+                job_id = claim_next_job(url, worker)
             if job_id is None:
                 break
             claimed.append(job_id)
