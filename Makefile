@@ -18,9 +18,13 @@ help:
 	@echo "make lock   - regenerate requirements.lock from requirements.txt"
 	@echo "make bench  - run the benchmarks in bench/"
 
+# The pip that `venv` bundles (23.x) mishandles extras under --require-hashes: pin ours.
+PIP_VERSION := 26.3
+
 $(BIN)/python:
 	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) is required (Python 3.11)"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check pip==$(PIP_VERSION)
 
 # Reinstall only when the lock or the package metadata changes.
 $(STAMP): requirements.lock pyproject.toml | $(BIN)/python
