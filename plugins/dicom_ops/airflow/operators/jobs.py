@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from datetime import timedelta
 from typing import Any
 
 from airflow.sdk import BaseOperator, Context
@@ -22,6 +23,7 @@ from dicom_ops.db.session import session_scope
 from dicom_ops.jobs.claims import claim_next_job
 from dicom_ops.jobs.lifecycle import fail_job, get_job
 from dicom_ops.jobs.planning import plan_ready_series
+from dicom_ops.jobs.recovery import fail_abandoned_jobs, release_stale_series_claims
 from dicom_ops.pipeline.errors import JobFailed, StepError, redact_identifiers
 from dicom_ops.templates import load_templates
 
@@ -98,6 +100,14 @@ class PlanJobsOperator(BaseOperator):
 
     def execute(self, context: Context) -> int:
         settings = task_settings()
+        with redacted_errors("recovering abandoned work"):
+            released = release_stale_series_claims(settings.db_url, actor=self.dag_id)
+            abandoned = fail_abandoned_jobs(
+                settings.db_url, actor=self.dag_id,
+                older_than=timedelta(hours=settings.import_deadline_hours + 1))
+        if released or abandoned:
+            log.warning("recovered abandoned work: %d series ready again, %d job(s) failed: %s",
+                        len(released), len(abandoned), abandoned)
         with redacted_errors("planning ready series"):
             templates = load_templates(settings.templates_dir)
             created = plan_ready_series(settings.db_url, templates, limit=self.max_series,

@@ -1,0 +1,70 @@
+"""Work abandoned by a crash between steps, put right at the start of each export run.
+
+Airflow retries a task whose worker died, but a lost DAG run would leave work behind:
+a series claimed by a planner that stopped before planning it, or a job left
+``processing`` with nothing at the server. Neither may wait forever in silence.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, select
+from sqlalchemy.engine import Engine
+
+from dicom_ops.db.models import Event, Job, Series, Transfer, utcnow
+from dicom_ops.db.session import session_scope
+from dicom_ops.jobs.events import record_event
+from dicom_ops.jobs.lifecycle import fail_job
+
+STALE_CLAIM = timedelta(minutes=30)
+# Transfer states in which the server certainly holds nothing of the job yet.
+NOTHING_AT_SERVER = (None, "pending", "uploading")
+
+
+def release_stale_series_claims(url_or_engine: str | Engine, *,
+                                older_than: timedelta = STALE_CLAIM,
+                                now: datetime | None = None, actor: str = "recovery"
+                                ) -> list[int]:
+    """Series still ``claimed`` long after their claim go back to ``ready``; their ids."""
+    cutoff = (now or utcnow()) - older_than
+    last_claim = (select(Event.series_id, func.max(Event.at).label("at"))
+                  .where(Event.kind == "claimed").group_by(Event.series_id).subquery())
+    with session_scope(url_or_engine) as session:
+        stale = session.scalars(
+            select(Series).join(last_claim, last_claim.c.series_id == Series.id)
+            .where(Series.state == "claimed", last_claim.c.at < cutoff)
+            .with_for_update(of=Series, skip_locked=True)
+        ).all()
+        for series in stale:
+            series.state = "ready"
+            record_event(session, "released", "claimed but never planned (run lost); "
+                         "ready again", series_id=series.id, actor=actor)
+        return [series.id for series in stale]
+
+
+def fail_abandoned_jobs(url_or_engine: str | Engine, *, older_than: timedelta,
+                        now: datetime | None = None, actor: str = "recovery") -> list[int]:
+    """``processing`` jobs with nothing at the server and no progress for ``older_than``
+    fail with a reason that says what to do; their ids."""
+    cutoff = (now or utcnow()) - older_than
+    with session_scope(url_or_engine) as session:
+        rows = session.execute(
+            select(Job.id, Transfer.status).outerjoin(Transfer, Transfer.job_id == Job.id)
+            .where(Job.status == "processing", Job.updated_at < cutoff)
+            .with_for_update(of=Job, skip_locked=True)
+        ).all()
+        failed = []
+        for job_id, transfer_status in rows:
+            if transfer_status not in NOTHING_AT_SERVER:
+                continue  # the import's poll and deadline look after it
+            if transfer_status == "uploading":
+                session.scalars(select(Transfer).where(Transfer.job_id == job_id)).one(
+                    ).status = "failed"
+                reason = ("abandoned during an upload whose outcome is unknown; check the "
+                          "DRAW server, then resend the job")
+            else:
+                reason = "abandoned: no progress (its run was lost); resend the job"
+            fail_job(session, job_id, stage="recovery", error=reason, actor=actor)
+            failed.append(job_id)
+        return failed
