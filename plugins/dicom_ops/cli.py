@@ -10,7 +10,7 @@ import sys
 from collections.abc import Sequence
 
 from dicom_ops import commands
-from dicom_ops.config import SettingsError
+from dicom_ops.config import SettingsError, get_settings
 
 
 class CommandError(Exception):
@@ -25,10 +25,19 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log at DEBUG")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    names = sorted(module.name for module in pkgutil.iter_modules(commands.__path__))
+    names = sorted(module.name for module in pkgutil.iter_modules(commands.__path__)
+                   if not module.name.startswith("_"))
     for name in [command] if command in names else names:
         importlib.import_module(f"{commands.__name__}.{name}").register(subparsers)
     return parser
+
+
+def _configured_log_level() -> str:
+    """DICOM_OPS_LOG_LEVEL; a bad settings environment is reported by the command itself."""
+    try:
+        return get_settings().log_level
+    except SettingsError:
+        return "INFO"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -36,11 +45,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     command = next((arg for arg in argv if not arg.startswith("-")), None)
     parser = build_parser(command)
     args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    level = "DEBUG" if args.verbose else _configured_log_level()
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)  # start-up chatter
+    # pynetdicom logs every association and C-STORE at INFO.
+    logging.getLogger("pynetdicom").setLevel(level if level == "DEBUG" else logging.WARNING)
     try:
         return int(args.func(args) or 0)
     except (CommandError, SettingsError) as exc:

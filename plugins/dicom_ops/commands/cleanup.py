@@ -28,13 +28,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from dicom_ops.commands.listener import apply_log_level, require_migrated_db
+    from dicom_ops.commands._shared import require_migrated_db
     from dicom_ops.pipeline.cleanup import run_cleanup
 
     if args.older_than_hours is not None and args.older_than_hours < 0:
         raise CommandError("--older-than-hours must be 0 or more")
     settings = get_settings()
-    apply_log_level(settings, args)
     require_migrated_db(settings)
     report = run_cleanup(settings, dry_run=args.dry_run, older_than_hours=args.older_than_hours)
     if args.json:

@@ -3,17 +3,12 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import signal
 import threading
 
-from sqlalchemy import select
-from sqlalchemy.exc import SQLAlchemyError
-
 from dicom_ops.cli import CommandError
-from dicom_ops.config import Settings, get_settings
-from dicom_ops.db.models import Series
-from dicom_ops.db.session import session_scope
+from dicom_ops.commands._shared import require_migrated_db
+from dicom_ops.config import get_settings
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -24,24 +19,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                     "series still receiving are picked up again at the next start.")
     parser.add_argument("--port", type=int, help="override DICOM_OPS_LISTENER_PORT")
     parser.set_defaults(func=_run)
-
-
-def require_migrated_db(settings: Settings) -> None:
-    try:
-        with session_scope(settings.db_url) as session:
-            session.execute(select(Series.id).limit(1))
-    except SQLAlchemyError as exc:
-        raise CommandError(
-            f"the app DB is not usable ({type(exc).__name__}): run `dicom-ops db upgrade`"
-        ) from exc
-
-
-def apply_log_level(settings: Settings, args: argparse.Namespace) -> None:
-    if not getattr(args, "verbose", False):
-        logging.getLogger().setLevel(settings.log_level)
-    from dicom_ops.dicom.listener import quiet_pynetdicom
-
-    quiet_pynetdicom("DEBUG" if getattr(args, "verbose", False) else settings.log_level)
 
 
 def wait_for_stop_signal() -> None:
@@ -55,7 +32,6 @@ def _run(args: argparse.Namespace) -> int:
     from dicom_ops.dicom.listener import Listener, ListenerConfigError
 
     settings = get_settings()
-    apply_log_level(settings, args)
     require_migrated_db(settings)
     listener = Listener(settings)
     try:

@@ -23,11 +23,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from dicom_ops.commands.listener import apply_log_level, require_migrated_db
+    from dicom_ops.commands._shared import require_migrated_db
     from dicom_ops.dicom.cached_queue import QueueError, register_backlog
 
     settings = get_settings()
-    apply_log_level(settings, args)
     require_migrated_db(settings)
     try:
         result = register_backlog(settings, number=args.number, subfolder=args.subfolder)

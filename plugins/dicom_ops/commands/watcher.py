@@ -23,11 +23,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from dicom_ops.commands.listener import apply_log_level, require_migrated_db
+    from dicom_ops.commands._shared import require_migrated_db
     from dicom_ops.dicom.watcher import FolderWatcher, WatchFolderMissing
 
     settings = get_settings()
-    apply_log_level(settings, args)
     if not settings.watch_folders:
         raise CommandError("no watch folders configured: set DICOM_OPS_WATCH_FOLDERS")
     require_migrated_db(settings)

@@ -314,7 +314,3 @@ def tls_context(settings: Settings) -> ssl.SSLContext | None:
             f"cannot load DICOM_OPS_TLS_CERT/DICOM_OPS_TLS_KEY ({describe(exc)})") from exc
     return context
 
-
-def quiet_pynetdicom(level: str) -> None:
-    """pynetdicom logs every C-STORE at INFO; keep it to warnings unless we debug."""
-    logging.getLogger("pynetdicom").setLevel(logging.DEBUG if level == "DEBUG" else logging.WARNING)
