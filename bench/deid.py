@@ -35,7 +35,7 @@ import time
 from pathlib import Path
 
 from dicom_ops.config import REPO_ROOT
-from dicom_ops.dicom.synthetic import (
+from dicom_ops.devtools.synthetic import (
     SeriesGeometry,
     make_ct_series,
     synthetic_patient,
@@ -48,9 +48,9 @@ SECRET = "bench-secret-0123456789abcdef"
 
 OURS = """
 import os, sys
-from dicom_ops.dicom.deid.engine import deidentify_series
-from dicom_ops.dicom.deid.keys import DeidKeys
-from dicom_ops.dicom.deid.recipe import default_cache_dir, load_recipe
+from dicom_ops.deid.engine import deidentify_series
+from dicom_ops.deid.keys import DeidKeys
+from dicom_ops.deid.recipe import default_cache_dir, load_recipe
 source, target, workers = sys.argv[1], sys.argv[2], int(sys.argv[3])
 recipe = load_recipe(sys.argv[4], cache_dir=default_cache_dir())
 files = [os.path.join(source, name) for name in sorted(os.listdir(source))]
@@ -61,8 +61,8 @@ deidentify_series(files, target, recipe, DeidKeys.from_secret(os.environ["SECRET
 DEID_LIBRARY = """
 import os, sys
 from pathlib import Path
-from dicom_ops.dicom.deid.keys import DeidKeys
-from dicom_ops.dicom.deid.reference import run_deid_library
+from dicom_ops.deid.keys import DeidKeys
+from dicom_ops.devtools.deid_reference import run_deid_library
 source, target = sys.argv[1], Path(sys.argv[2])
 files = [Path(source, name) for name in sorted(os.listdir(source))]
 run_deid_library(files, Path(sys.argv[3]), DeidKeys.from_secret(os.environ["SECRET"]),

@@ -27,7 +27,7 @@ from pathlib import Path
 
 from dicom_ops.db.models import Series
 from dicom_ops.db.session import session_scope, upgrade
-from dicom_ops.dicom.synthetic import (
+from dicom_ops.devtools.synthetic import (
     SeriesGeometry,
     make_ct_series,
     synthetic_patient,

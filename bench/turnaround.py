@@ -35,7 +35,7 @@ sys.path.insert(0, str(REPO))
 
 from dicom_ops.db.models import Event, JobSeries, Series, Transfer  # noqa: E402
 from dicom_ops.db.session import session_scope  # noqa: E402
-from dicom_ops.dicom.synthetic import (  # noqa: E402
+from dicom_ops.devtools.synthetic import (  # noqa: E402
     SeriesGeometry,
     make_ct_series,
     synthetic_patient,

@@ -35,7 +35,7 @@ def draw_queue():
         """Register up to `number` finished folders as ready series."""
         from dicom_ops.airflow.app_settings import task_settings
         from dicom_ops.airflow.operators.jobs import redacted_errors
-        from dicom_ops.dicom.cached_queue import register_backlog
+        from dicom_ops.intake.cached_queue import register_backlog
 
         with redacted_errors("registering queued folders"):
             result = register_backlog(task_settings(), number=int(params["number"]),

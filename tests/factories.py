@@ -1,7 +1,7 @@
 """Synthetic DICOM for the tests: the factory lives in the package (``dicom-ops sample``
 uses it too); this module is the tests' one place to import it from."""
 
-from dicom_ops.dicom.synthetic import (  # noqa: F401
+from dicom_ops.devtools.synthetic import (  # noqa: F401
     HU_AIR,
     HU_BODY,
     HU_BONE,

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pydicom
 import pytest
-from dicom_ops.dicom.rtstruct import referenced_uids
+from dicom_ops.devtools.rtstruct_builder import referenced_uids
 
 from tests.conftest import require_tool
 from tests.factories import SeriesGeometry, make_ct_series, synthetic_patient, write_series

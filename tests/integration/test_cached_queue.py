@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from dicom_ops.db.models import IntakeFolder, Series
 from dicom_ops.db.session import session_scope
-from dicom_ops.dicom.cached_queue import QueueError, register_backlog
+from dicom_ops.intake.cached_queue import QueueError, register_backlog
 from sqlalchemy import select
 
 from tests.factories import SeriesGeometry, make_ct_series, synthetic_patient, write_series

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from dicom_ops.cleanup.disk import snapshot
+from dicom_ops.cleanup.run import run_cleanup
 from dicom_ops.db.models import Job, Transfer
 from dicom_ops.db.session import session_scope
 from dicom_ops.jobs.claims import claim_next_job
 from dicom_ops.jobs.planning import plan_ready_series
-from dicom_ops.pipeline.cleanup import run_cleanup
-from dicom_ops.pipeline.disk import snapshot
 from dicom_ops.pipeline.export import prepare_upload, upload_prepared
 from dicom_ops.pipeline.import_results import fetch_and_deliver, poll_transfers
 from dicom_ops.pipeline.workspace import job_work_dir

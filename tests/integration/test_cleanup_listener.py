@@ -8,8 +8,8 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from dicom_ops.cleanup.run import run_cleanup
 from dicom_ops.db.models import utcnow
-from dicom_ops.pipeline.cleanup import run_cleanup
 
 from tests.factories import SeriesGeometry, make_ct_series, synthetic_patient, write_series
 from tests.support.listener import files_under, series_rows, storescu, wait_ready, wait_until

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pydicom
 import pytest
-from dicom_ops.dicom.delivery import deliver_to_origin
-from dicom_ops.dicom.node import DicomNode, StoreFailed, send_files
-from dicom_ops.dicom.reidentify import new_uid, reidentify
+from dicom_ops.delivery.cstore import DicomNode, StoreFailed, send_files
+from dicom_ops.delivery.origin import deliver_to_origin
+from dicom_ops.delivery.reidentify import new_uid, reidentify
 from pydicom.uid import RTStructureSetStorage
 from pynetdicom import AE, ALL_TRANSFER_SYNTAXES, evt
 

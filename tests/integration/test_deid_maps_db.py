@@ -6,10 +6,10 @@ from pathlib import Path
 from dicom_ops.config import REPO_ROOT
 from dicom_ops.db.models import Job
 from dicom_ops.db.session import create_engine_for, session_scope
-from dicom_ops.dicom.deid.engine import deidentify_series
-from dicom_ops.dicom.deid.keys import DeidKeys
-from dicom_ops.dicom.deid.recipe import load_recipe
-from dicom_ops.dicom.deid.store import load_subject, load_uid_map, store_deid_maps
+from dicom_ops.deid.engine import deidentify_series
+from dicom_ops.deid.keys import DeidKeys
+from dicom_ops.deid.recipe import load_recipe
+from dicom_ops.deid.store import load_subject, load_uid_map, store_deid_maps
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 

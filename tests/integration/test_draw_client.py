@@ -9,7 +9,7 @@ import time
 
 import pydicom
 import pytest
-from dicom_ops.dicom.rtstruct import referenced_uids
+from dicom_ops.devtools.rtstruct_builder import referenced_uids
 from dicom_ops.draw.client import DrawClient, ServerStatus
 from dicom_ops.draw.errors import (
     DrawAuthError,

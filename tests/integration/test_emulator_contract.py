@@ -9,7 +9,7 @@ from io import BytesIO
 import numpy as np
 import pydicom
 import pytest
-from dicom_ops.dicom.rtstruct import read_rois, referenced_uids
+from dicom_ops.devtools.rtstruct_builder import read_rois, referenced_uids
 from pydicom.uid import RTStructureSetStorage
 
 from tests.support.emulator import DEFAULT_TEMPLATE, make_upload, small_series

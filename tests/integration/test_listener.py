@@ -311,7 +311,7 @@ def test_c_store_is_accepted_again_once_space_returns(settings, tmp_path):
     # A full disk cannot be caused for real here: the free-space probe is injected.
     from dataclasses import replace
 
-    from dicom_ops.dicom.listener import Listener
+    from dicom_ops.intake.listener import Listener
 
     free = {"bytes": 10 << 20}
     listener = Listener(replace(settings, min_free_disk=100 << 20, quiet_seconds=1),

@@ -9,7 +9,7 @@ import pydicom
 import pytest
 from dicom_ops.db.models import Job, Series, Transfer
 from dicom_ops.db.session import session_scope
-from dicom_ops.dicom.rtstruct import referenced_uids
+from dicom_ops.devtools.rtstruct_builder import referenced_uids
 from dicom_ops.jobs.claims import claim_next_job
 from dicom_ops.jobs.planning import plan_ready_series
 from dicom_ops.pipeline.errors import JobFailed

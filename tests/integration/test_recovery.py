@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from sqlalchemy import select
-
 from dicom_ops.db.models import Job, Series, Transfer, utcnow
 from dicom_ops.db.session import session_scope
 from dicom_ops.jobs.claims import claim_ready_series
 from dicom_ops.jobs.recovery import fail_abandoned_jobs, release_stale_series_claims
+from sqlalchemy import select
+
 from tests.support.jobs import add_series, job_in_status
 
 LATER = timedelta(hours=8)

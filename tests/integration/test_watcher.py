@@ -13,7 +13,7 @@ import pydicom
 import pytest
 from dicom_ops.db.models import IntakeFolder, Series
 from dicom_ops.db.session import session_scope
-from dicom_ops.dicom.watcher import FolderWatcher
+from dicom_ops.intake.watcher import FolderWatcher
 from sqlalchemy import select
 
 from tests.factories import (

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
 import numpy as np
-from dicom_ops.dicom.rtstruct import RoiContours, build_rtstruct
+from dicom_ops.devtools.rtstruct_builder import RoiContours, build_rtstruct
 from pydicom.dataelem import DataElement
 from pydicom.dataset import Dataset
 

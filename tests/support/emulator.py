@@ -28,7 +28,7 @@ import pytest
 import requests
 import yaml
 from dicom_ops.config import REPO_ROOT
-from dicom_ops.dicom.synthetic import SeriesGeometry, make_ct_series, synthetic_patient
+from dicom_ops.devtools.synthetic import SeriesGeometry, make_ct_series, synthetic_patient
 from dicom_ops.draw.client import DrawClient
 from pydicom.dataset import Dataset
 

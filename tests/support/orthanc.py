@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 import requests
-from dicom_ops.dicom.node import DicomNode
+from dicom_ops.delivery.cstore import DicomNode
 
 from tests.support.postgres import free_port
 

@@ -14,16 +14,17 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
+from dicom_ops.cleanup import areas as cleanup_areas
+from dicom_ops.cleanup import disk
+from dicom_ops.cleanup.areas import Context, remove_item, survey_receiving
+from dicom_ops.cleanup.run import retention_for, run_cleanup
 from dicom_ops.config import Settings
+from dicom_ops.db.audit import record_event
 from dicom_ops.db.models import Event, Job, Series, Transfer, utcnow
 from dicom_ops.db.session import session_scope
-from dicom_ops.dicom import series_registry
-from dicom_ops.dicom.headers import InstanceHeader
-from dicom_ops.dicom.quarantine import quarantine
-from dicom_ops.jobs.events import record_event
-from dicom_ops.pipeline import cleanup_areas, disk
-from dicom_ops.pipeline.cleanup import retention_for, run_cleanup
-from dicom_ops.pipeline.cleanup_areas import Context, remove_item, survey_receiving
+from dicom_ops.intake import series_registry
+from dicom_ops.intake.headers import InstanceHeader
+from dicom_ops.intake.quarantine import quarantine
 from dicom_ops.pipeline.workspace import job_work_dir
 from sqlalchemy import func, select
 

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from dicom_ops.db.models import Series
 from dicom_ops.db.session import create_engine_for, session_scope
-from dicom_ops.dicom import series_registry
-from dicom_ops.dicom.completion import ReceivingTracker
-from dicom_ops.dicom.headers import InstanceHeader
+from dicom_ops.intake import series_registry
+from dicom_ops.intake.completion import ReceivingTracker
+from dicom_ops.intake.headers import InstanceHeader
 
 STUDY = "1.2.826.0.1.3680043.8.498.1"
 SERIES = "1.2.826.0.1.3680043.8.498.1.2"

@@ -17,10 +17,10 @@ from pathlib import Path
 import pydicom
 import pytest
 from dicom_ops.config import REPO_ROOT
-from dicom_ops.dicom.deid.engine import deidentify_series
-from dicom_ops.dicom.deid.keys import DeidKeys
-from dicom_ops.dicom.deid.recipe import load_recipe
-from dicom_ops.dicom.deid.reference import run_deid_library
+from dicom_ops.deid.engine import deidentify_series
+from dicom_ops.deid.keys import DeidKeys
+from dicom_ops.deid.recipe import load_recipe
+from dicom_ops.devtools.deid_reference import run_deid_library
 
 from tests.factories import SeriesGeometry, make_ct_series, synthetic_patient, write_series
 

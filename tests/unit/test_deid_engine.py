@@ -6,16 +6,16 @@ from pathlib import Path
 import pydicom
 import pytest
 from dicom_ops.config import REPO_ROOT
-from dicom_ops.dicom.deid.dates import shift_da
-from dicom_ops.dicom.deid.engine import (
+from dicom_ops.deid.dates import shift_da
+from dicom_ops.deid.engine import (
     BurnedInAnnotationError,
     DeidError,
     deidentify_file,
     deidentify_series,
 )
-from dicom_ops.dicom.deid.keys import DeidKeys
-from dicom_ops.dicom.deid.recipe import load_recipe
-from dicom_ops.dicom.deid.uids import is_instance_uid
+from dicom_ops.deid.keys import DeidKeys
+from dicom_ops.deid.recipe import load_recipe
+from dicom_ops.deid.uids import is_instance_uid
 
 from tests.factories import (
     SeriesGeometry,

@@ -8,15 +8,15 @@ import pytest
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from deid.dicom import parser as deid_parser
-from dicom_ops.dicom.deid.dates import shift_da, shift_dt
-from dicom_ops.dicom.deid.keys import DeidKeys, hkdf_sha256
-from dicom_ops.dicom.deid.pseudonym import (
+from dicom_ops.deid.dates import shift_da, shift_dt
+from dicom_ops.deid.keys import DeidKeys, hkdf_sha256
+from dicom_ops.deid.pseudonym import (
     PSEUDONYM_ALPHABET,
     date_offset_days,
     pseudonym,
 )
-from dicom_ops.dicom.deid.recipe import SKIP_TAGS
-from dicom_ops.dicom.deid.uids import (
+from dicom_ops.deid.recipe import SKIP_TAGS
+from dicom_ops.deid.uids import (
     CLASS_UID_TAGS,
     KIND_BY_TAG,
     UidMapper,

@@ -6,9 +6,9 @@ from pathlib import Path
 import pydicom
 import pytest
 from dicom_ops.config import REPO_ROOT
-from dicom_ops.dicom.deid.engine import DeidError, deidentify_series
-from dicom_ops.dicom.deid.keys import DeidKeys
-from dicom_ops.dicom.deid.recipe import load_recipe
+from dicom_ops.deid.engine import DeidError, deidentify_series
+from dicom_ops.deid.keys import DeidKeys
+from dicom_ops.deid.recipe import load_recipe
 from pydicom.encaps import encapsulate
 from pydicom.uid import (
     DeflatedExplicitVRLittleEndian,

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 from dicom_ops.config import REPO_ROOT
-from dicom_ops.dicom.deid.recipe import (
+from dicom_ops.deid.recipe import (
     DROP,
     NESTED,
     PASS,

@@ -1,8 +1,8 @@
 """The subject map is encrypted: readable with this installation's secret only."""
 
 import pytest
-from dicom_ops.dicom.deid.keys import DeidKeys
-from dicom_ops.dicom.deid.subject import SubjectMapError, decrypt_subject, encrypt_subject
+from dicom_ops.deid.keys import DeidKeys
+from dicom_ops.deid.subject import SubjectMapError, decrypt_subject, encrypt_subject
 
 KEYS = DeidKeys.from_secret("subject-test-secret-0123456789")
 SUBJECT = {"PatientName": "NAKAMURA^AMARA^QUINTUS", "PatientID": "PID00012X",

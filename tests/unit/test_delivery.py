@@ -9,16 +9,16 @@ from pathlib import Path
 
 import pydicom
 import pytest
-from dicom_ops.dicom.delivery import (
+from dicom_ops.delivery.origin import (
     DeliveryError,
     deliver_rtstruct,
     deliver_to_origin,
     quarantine_rtstruct,
     write_atomically,
 )
-from dicom_ops.dicom.reidentify import reidentify
-from dicom_ops.dicom.rtstruct import referenced_uids
-from dicom_ops.dicom.rtstruct_validation import RtstructRejected
+from dicom_ops.delivery.reidentify import reidentify
+from dicom_ops.delivery.validation import RtstructRejected
+from dicom_ops.devtools.rtstruct_builder import referenced_uids
 
 from tests.factories import write_series
 from tests.support.deidentified_job import DeidentifiedJob, deidentified_job, to_bytes

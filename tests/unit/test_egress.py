@@ -6,11 +6,11 @@ from pathlib import Path
 import pydicom
 import pytest
 from dicom_ops.config import REPO_ROOT
-from dicom_ops.dicom.deid.egress import EgressViolation, egress_check, find_identifiers
-from dicom_ops.dicom.deid.engine import SeriesDeidResult, deidentify_series
-from dicom_ops.dicom.deid.identifiers import Identifiers
-from dicom_ops.dicom.deid.keys import DeidKeys
-from dicom_ops.dicom.deid.recipe import load_recipe
+from dicom_ops.deid.egress import EgressViolation, egress_check, find_identifiers
+from dicom_ops.deid.engine import SeriesDeidResult, deidentify_series
+from dicom_ops.deid.identifiers import Identifiers
+from dicom_ops.deid.keys import DeidKeys
+from dicom_ops.deid.recipe import load_recipe
 
 from tests.factories import SeriesGeometry, make_ct_series, synthetic_patient, write_series
 
@@ -100,7 +100,7 @@ def test_a_numeric_id_never_matches_inside_a_replaced_uid(tmp_path):
 
 
 def test_identifiers_can_be_collected_again_from_the_originals(tmp_path):
-    from dicom_ops.dicom.deid.engine import identifiers_of
+    from dicom_ops.deid.engine import identifiers_of
 
     result = deidentified(tmp_path)
     originals = sorted((tmp_path / "in").iterdir())
@@ -122,7 +122,7 @@ def test_names_in_other_character_sets_are_recognised(tmp_path):
 
 
 def test_iso_2022_names_are_decoded_for_the_check():
-    from dicom_ops.dicom.deid.identifiers import decode_text, name_parts
+    from dicom_ops.deid.identifiers import decode_text, name_parts
 
     raw = "Yamada^Tarou=山田^太郎".encode("iso2022_jp")
     text = decode_text(raw, "\\ISO 2022 IR 87", "PN")

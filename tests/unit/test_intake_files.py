@@ -5,8 +5,8 @@ from __future__ import annotations
 import zlib
 
 import pytest
-from dicom_ops.dicom import datastore
-from dicom_ops.dicom.headers import (
+from dicom_ops.intake import datastore
+from dicom_ops.intake.headers import (
     STATUS_INVALID_UID,
     STATUS_MISSING_UID,
     STATUS_UNPARSABLE,
@@ -15,8 +15,8 @@ from dicom_ops.dicom.headers import (
     header_from_dataset_bytes,
     header_from_file,
 )
-from dicom_ops.dicom.quarantine import quarantine
-from dicom_ops.dicom.storage import (
+from dicom_ops.intake.quarantine import quarantine
+from dicom_ops.intake.storage import (
     is_unfinished_name,
     is_valid_uid,
     link_or_copy_atomically,

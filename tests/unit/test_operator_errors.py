@@ -1,7 +1,6 @@
 """What an unexpected failure shows in the Airflow UI: never an original UID."""
 
 import pytest
-
 from dicom_ops.airflow.operators.jobs import redacted_errors
 from dicom_ops.pipeline.errors import JobFailed, StepError, redact_identifiers
 

@@ -8,7 +8,12 @@ from datetime import datetime
 import numpy as np
 import pydicom
 import pytest
-from dicom_ops.dicom.rtstruct import RoiContours, build_rtstruct, read_rois, referenced_uids
+from dicom_ops.devtools.rtstruct_builder import (
+    RoiContours,
+    build_rtstruct,
+    read_rois,
+    referenced_uids,
+)
 from pydicom.uid import CTImageStorage, RTStructureSetStorage
 
 from tests.conftest import require_tool

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from dicom_ops.dicom.rtstruct_validation import (
+from dicom_ops.delivery.validation import (
     ExpectedUids,
     RtstructRejected,
     validate_rtstruct,

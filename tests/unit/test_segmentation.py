@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from dicom_ops.dicom.segmentation import (
+from dicom_ops.devtools.segmentation import (
     fill_holes,
     label_regions,
     pixel_to_patient,

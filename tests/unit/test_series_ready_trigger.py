@@ -9,7 +9,7 @@ from dicom_ops.airflow.assets import SERIES_READY
 from dicom_ops.airflow.triggers.series_ready import SeriesReadyTrigger
 from dicom_ops.db.models import Series, utcnow
 from dicom_ops.db.session import session_scope
-from dicom_ops.dicom.readiness import ReadinessWatch
+from dicom_ops.intake.readiness import ReadinessWatch
 
 
 def add_series(db_url: str, number: int, *, state: str = "ready", ago: float = 0.0) -> int:

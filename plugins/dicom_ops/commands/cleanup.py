@@ -28,8 +28,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from dicom_ops.cleanup.run import run_cleanup
     from dicom_ops.commands._shared import require_migrated_db
-    from dicom_ops.pipeline.cleanup import run_cleanup
 
     if args.older_than_hours is not None and args.older_than_hours < 0:
         raise CommandError("--older-than-hours must be 0 or more")

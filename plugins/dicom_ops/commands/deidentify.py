@@ -59,7 +59,7 @@ def series_folders(in_dir: Path) -> dict[Path, list[Path]]:
 
 
 def _keys(settings):
-    from dicom_ops.dicom.deid.keys import DeidKeys
+    from dicom_ops.deid.keys import DeidKeys
 
     if settings.secret_key:
         return DeidKeys.from_secret(settings.require_secret_key()), False
@@ -68,8 +68,8 @@ def _keys(settings):
 
 def _run(args: argparse.Namespace) -> int:
     from dicom_ops.config import get_settings
-    from dicom_ops.dicom.deid.engine import DeidError, deidentify_series
-    from dicom_ops.dicom.deid.recipe import RecipeError, default_cache_dir, load_recipe
+    from dicom_ops.deid.engine import DeidError, deidentify_series
+    from dicom_ops.deid.recipe import RecipeError, default_cache_dir, load_recipe
 
     settings = get_settings()
     in_dir, out_dir = args.in_dir.resolve(), args.out_dir.resolve()
@@ -107,7 +107,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _print_summary(results, recipe, in_dir: Path) -> None:
-    from dicom_ops.dicom.deid.engine import ADDED, EMPTIED, KEPT, REMOVED, REPLACED, SHIFTED
+    from dicom_ops.deid.engine import ADDED, EMPTIED, KEPT, REMOVED, REPLACED, SHIFTED
 
     total = sum(len(result.files) for _, result in results)
     print(f"de-identified {total} files in {len(results)} series from {in_dir}")
@@ -128,7 +128,7 @@ def _print_summary(results, recipe, in_dir: Path) -> None:
 
 
 def _egress_check(results) -> int:
-    from dicom_ops.dicom.deid.egress import find_identifiers
+    from dicom_ops.deid.egress import find_identifiers
 
     failed = False
     for number, (_, result) in enumerate(results, start=1):

@@ -12,8 +12,8 @@ from pathlib import Path
 
 from dicom_ops.cli import CommandError
 from dicom_ops.config import get_settings
-from dicom_ops.dicom.node import DicomNode, StoreFailed, send_files
-from dicom_ops.dicom.synthetic import SeriesGeometry, write_sample
+from dicom_ops.delivery.cstore import DicomNode, StoreFailed, send_files
+from dicom_ops.devtools.synthetic import SeriesGeometry, write_sample
 
 DEMO_CALLING_AET = "DEMO_SCANNER"
 

@@ -9,9 +9,9 @@ from pathlib import Path
 
 from dicom_ops.cli import CommandError
 from dicom_ops.config import get_settings, parse_size
-from dicom_ops.draw.emulator.faults import FAULTS, FaultError, parse_fault_flag
+from dicom_ops.devtools.emulator.faults import FAULTS, FaultError, parse_fault_flag
 
-log = logging.getLogger("dicom_ops.draw.emulator")
+log = logging.getLogger("dicom_ops.devtools.emulator")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -48,7 +48,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def _run(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from dicom_ops.draw.emulator.app import EmulatorConfig, create_app, resolve_tokens
+    from dicom_ops.devtools.emulator.app import EmulatorConfig, create_app, resolve_tokens
 
     for name in ("delay", "jitter"):
         if getattr(args, name) < 0:

@@ -29,7 +29,7 @@ def wait_for_stop_signal() -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from dicom_ops.dicom.listener import Listener, ListenerConfigError
+    from dicom_ops.intake.listener import Listener, ListenerConfigError
 
     settings = get_settings()
     require_migrated_db(settings)

@@ -24,7 +24,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     from dicom_ops.commands._shared import require_migrated_db
-    from dicom_ops.dicom.cached_queue import QueueError, register_backlog
+    from dicom_ops.intake.cached_queue import QueueError, register_backlog
 
     settings = get_settings()
     require_migrated_db(settings)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from dicom_ops.dicom.synthetic import SeriesGeometry, write_sample
+from dicom_ops.devtools.synthetic import SeriesGeometry, write_sample
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -8,7 +8,7 @@ import json
 from dicom_ops.config import get_settings
 from dicom_ops.db.models import SERIES_STATES
 from dicom_ops.db.session import session_scope
-from dicom_ops.dicom.series_registry import list_series
+from dicom_ops.intake.series_registry import list_series
 
 COLUMNS = (
     ("id", "ID"), ("state", "STATE"), ("source", "SOURCE"), ("modality", "MOD"),

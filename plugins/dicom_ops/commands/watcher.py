@@ -24,7 +24,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     from dicom_ops.commands._shared import require_migrated_db
-    from dicom_ops.dicom.watcher import FolderWatcher, WatchFolderMissing
+    from dicom_ops.intake.watcher import FolderWatcher, WatchFolderMissing
 
     settings = get_settings()
     if not settings.watch_folders:

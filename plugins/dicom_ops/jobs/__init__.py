@@ -3,10 +3,10 @@
 The status machine lives in ``lifecycle``; nothing else changes ``Job.status``.
 """
 
+from dicom_ops.db.audit import record_event
 from dicom_ops.jobs.claims import claim_next_job, claim_ready_series
 from dicom_ops.jobs.create import SeriesChoice, create_job, find_duplicate, resend_job
 from dicom_ops.jobs.errors import DuplicateJob, JobError, RangeError, TransitionRefused
-from dicom_ops.jobs.events import record_event
 from dicom_ops.jobs.images import SeriesImages, images_for_job
 from dicom_ops.jobs.lifecycle import (
     INACTIVE_STATUSES,

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from sqlalchemy import Engine, select, update
 
+from dicom_ops.db.audit import record_event
 from dicom_ops.db.models import Job, Series
 from dicom_ops.db.session import session_scope
-from dicom_ops.jobs.events import record_event
 from dicom_ops.jobs.lifecycle import start_job
 
 

@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
+from dicom_ops.db.audit import record_event
 from dicom_ops.db.models import Job, JobSeries, Series
 from dicom_ops.jobs.errors import DuplicateJob, JobError
-from dicom_ops.jobs.events import record_event
 from dicom_ops.jobs.lifecycle import INACTIVE_STATUSES, get_job
 from dicom_ops.jobs.ranges import ImageRange, range_text
 

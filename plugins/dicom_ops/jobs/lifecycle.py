@@ -16,9 +16,9 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from dicom_ops.db.audit import record_event
 from dicom_ops.db.models import Job, JobSeries, Series, utcnow
 from dicom_ops.jobs.errors import JobError, TransitionRefused
-from dicom_ops.jobs.events import record_event
 
 # action -> (the one status it starts from, the status it leads to)
 TRANSITIONS: dict[str, tuple[str, str]] = {

@@ -24,12 +24,12 @@ from pydicom.errors import InvalidDicomError
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
+from dicom_ops.db.audit import record_event
 from dicom_ops.db.models import Series
 from dicom_ops.db.session import session_scope
 from dicom_ops.jobs.claims import claim_ready_series
 from dicom_ops.jobs.create import SeriesChoice, create_job
 from dicom_ops.jobs.errors import DuplicateJob, JobError
-from dicom_ops.jobs.events import record_event
 from dicom_ops.jobs.ranges import is_localizer
 from dicom_ops.templates import Template, headers_from_dataset, match_template, rule_tags
 

@@ -12,9 +12,9 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 
+from dicom_ops.db.audit import record_event
 from dicom_ops.db.models import Event, Job, Series, Transfer, utcnow
 from dicom_ops.db.session import session_scope
-from dicom_ops.jobs.events import record_event
 from dicom_ops.jobs.lifecycle import fail_job
 
 STALE_CLAIM = timedelta(minutes=30)

@@ -21,9 +21,10 @@ import requests
 from sqlalchemy import select
 
 from dicom_ops.config import Settings
+from dicom_ops.db.audit import record_event
 from dicom_ops.db.models import Job, Transfer, utcnow
 from dicom_ops.db.session import session_scope
-from dicom_ops.dicom.deid import (
+from dicom_ops.deid import (
     BurnedInAnnotationError,
     DeidError,
     DeidKeys,
@@ -36,7 +37,6 @@ from dicom_ops.dicom.deid import (
 )
 from dicom_ops.draw.client import DrawClient
 from dicom_ops.draw.errors import DrawError, DrawRejected, DrawTransientError
-from dicom_ops.jobs.events import record_event
 from dicom_ops.jobs.images import images_for_job
 from dicom_ops.jobs.lifecycle import set_stage
 from dicom_ops.pipeline.errors import JobFailed

@@ -17,15 +17,15 @@ from pathlib import Path
 from sqlalchemy import select
 
 from dicom_ops.config import Settings
+from dicom_ops.db.audit import record_event
 from dicom_ops.db.models import Job, JobSeries, Series, Transfer, utcnow
 from dicom_ops.db.session import session_scope
-from dicom_ops.dicom.deid import DeidKeys, load_subject, load_uid_map
-from dicom_ops.dicom.delivery import DeliveryError, deliver_rtstruct
-from dicom_ops.dicom.node import DicomNode, send_files
-from dicom_ops.dicom.rtstruct_validation import RtstructRejected
+from dicom_ops.deid import DeidKeys, load_subject, load_uid_map
+from dicom_ops.delivery.cstore import DicomNode, send_files
+from dicom_ops.delivery.origin import DeliveryError, deliver_rtstruct
+from dicom_ops.delivery.validation import RtstructRejected
 from dicom_ops.draw.client import DrawClient
 from dicom_ops.draw.errors import DrawBusy, DrawChecksumMismatch, DrawNotFound, DrawTransientError
-from dicom_ops.jobs.events import record_event
 from dicom_ops.jobs.lifecycle import fail_job, finish_job, get_job, set_stage
 from dicom_ops.pipeline.errors import JobFailed
 from dicom_ops.pipeline.workspace import job_work_dir

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from airflow.sdk import BaseHook
 
-from dicom_ops.dicom.node import DicomNode
+from dicom_ops.delivery.cstore import DicomNode
 
 
 class DicomNodeHook(BaseHook):

@@ -10,7 +10,7 @@ from airflow.sdk.exceptions import AirflowException
 
 from dicom_ops.airflow.app_settings import task_settings
 from dicom_ops.airflow.operators.jobs import redacted_errors
-from dicom_ops.pipeline.cleanup import run_cleanup
+from dicom_ops.cleanup.run import run_cleanup
 
 
 class CleanupOperator(BaseOperator):

@@ -23,7 +23,7 @@ from typing import Any
 from airflow.triggers.base import BaseEventTrigger, TriggerEvent
 
 from dicom_ops.db.session import session_scope
-from dicom_ops.dicom.readiness import ReadinessWatch
+from dicom_ops.intake.readiness import ReadinessWatch
 
 MAX_SERIES_IDS_IN_EVENT = 100
 MAX_BACKOFF_SECONDS = 60.0
