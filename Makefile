@@ -13,8 +13,8 @@ PYTEST_ARGS ?=
 
 help:
 	@echo "make run    - create the venv, install, start the whole stack on 127.0.0.1"
-	@echo "make test   - install what the tests need (system packages too) and run the suite"
-	@echo "make lint   - ruff"
+	@echo "make test   - install what the tests need (system packages too), lint, run the suite"
+	@echo "make lint   - ruff, and the import contracts in .importlinter (lint-imports)"
 	@echo "make lock   - regenerate requirements.lock from requirements.txt"
 	@echo "make bench  - run the benchmarks in bench/"
 
@@ -50,12 +50,16 @@ system-deps:
 	  for service in orthanc postgresql; do $$SUDO service $$service stop >/dev/null 2>&1 || true; done; \
 	fi
 
+# Lint first, so CI (which runs `make test`) also checks style and the layering.
 # pytest exits 5 when it collected nothing: that fails the target, loudly.
-test: system-deps venv
+test: system-deps venv lint
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+# The contracts name the package `dicom_ops`, which lives in plugins/: put it on the
+# path so a fresh clone is checked, not whatever copy the venv might have installed.
 lint: venv
 	$(BIN)/ruff check plugins dags tests bench
+	PYTHONPATH=plugins $(BIN)/lint-imports --no-cache --no-logo .importlinter
 
 lock:
 	$(PYTHON) -m pip install --quiet uv==0.13.9
