@@ -40,6 +40,8 @@ from dicom_ops.deid.part10 import (
     Encoding,
     Part10Error,
     Part10File,
+)
+from dicom_ops.deid.part10_writer import (
     encode_element,
     item_end,
     item_start,
