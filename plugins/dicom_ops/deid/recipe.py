@@ -26,6 +26,14 @@ Compiling needs deid (parsing) and pydicom (tag names). With ``cache_dir`` the p
 actions and every tag name looked up are kept in ``deid-<sha256>-<python>.marshal``
 there, so a warm process needs neither library. This module imports ``re`` and
 ``pathlib`` only where they are needed: a warm start stays light.
+
+Long because a recipe's meaning is kept in one place: the rules above, the checks that
+refuse what dicom-ops would read differently from deid (``_check_lines``,
+``_field_matcher``, ``_value_spec``), and the compiler that applies those rules to each
+kind of element (``Recipe._compile``) must agree line for line, and the tests that pin
+our reading to deid's (``tests/unit/test_deid_agreement.py``) exercise them together.
+The on-disk cache (about 60 lines) stores the checked ``Action`` lines and rebuilds a
+``Recipe`` from them, so it stays beside both.
 """
 
 from __future__ import annotations

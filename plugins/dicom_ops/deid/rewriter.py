@@ -8,6 +8,14 @@ keyed UIDs). ``write`` writes the header and then has the kernel copy the pixel 
 It remembers what repeats across a series, so the second image costs a fraction of the
 first: decisions by element header, changed values by their bytes, and whole stretches
 of header bytes between the elements that differ from image to image.
+
+Long because ``SeriesRewriter`` is one pass with one set of memories: the flat scan of
+the file meta and dataset, the walker for sequences, private and UN elements, and the
+deferred values finished once the patient is known all read and fill the same
+per-series caches (``fast``, ``segments``, ``last_raw``, ``finished``, ``dropped``) and
+the current patient. The scan loop runs for every element of every file and keeps
+those caches in locals; split across modules, that state would be passed or looked up
+on every element, which is where the engine's speed comes from (``bench/deid.py``).
 """
 
 from __future__ import annotations
