@@ -12,11 +12,13 @@ from pathlib import Path
 
 import pytest
 from airflow.dag_processing.dagbag import DagBag
-from dicom_ops.config import REPO_ROOT
+from dicom_ops.airflow.app_settings import task_settings
+from dicom_ops.config import REPO_ROOT, get_settings
 from dicom_ops.db.models import Series
 from dicom_ops.db.session import session_scope
 from sqlalchemy import select
 
+from tests.dags.conftest import load_dag
 from tests.factories import SeriesGeometry, make_ct_series, synthetic_patient, write_series
 
 AIRFLOW = str(Path(sys.executable).parent / "airflow")
@@ -85,3 +87,21 @@ def test_a_draw_queue_run_registers_a_batch_and_emits_series_ready(cli_env, sett
     assert len(series) == 3
     assert {(s.state, s.source) for s in series} == {("ready", "queue")}
     assert _asset_events(airflow_home / "airflow.db") == 2
+
+
+def test_a_run_that_makes_no_series_ready_is_skipped_and_announces_nothing(
+        dag_settings_env, monkeypatch, tmp_path):
+    empty_queue = tmp_path / "empty-queue"
+    empty_queue.mkdir()
+    monkeypatch.setenv("DICOM_OPS_QUEUE_FOLDERS", str(empty_queue))
+    get_settings.cache_clear()
+    task_settings.cache_clear()
+    airflow_db = Path(os.environ["AIRFLOW_HOME"]) / "airflow.db"
+    events_before = _asset_events(airflow_db)
+
+    run = load_dag("draw_queue").test(run_conf={"number": 5})
+
+    [task_instance] = run.get_task_instances()
+    assert (task_instance.task_id, task_instance.state) == ("register_queued_folders",
+                                                            "skipped")
+    assert _asset_events(airflow_db) == events_before

@@ -5,6 +5,13 @@ password = access token; extra = ``{"refresh_token": ..., "client_id": ...,
 "verify": true | false | "/path/to/ca.pem"}``. Tokens renewed by a refresh are kept
 in ``<data root>/draw_tokens/<conn id>.json`` (mode 600), so a server that rotates
 refresh tokens keeps working across tasks.
+
+Use it as a context manager; the client it yields is built once, and tokens a refresh
+renewed are kept on the way out, also when the block raised (a refresh may have
+happened before the failure, and the old refresh token may no longer work)::
+
+    with DrawHook(self.draw_conn_id) as client:
+        poll_transfers(settings, client)
 """
 
 from __future__ import annotations
@@ -12,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
+from types import TracebackType
 from typing import Any
 
 from airflow.sdk import BaseHook
@@ -31,6 +39,14 @@ class DrawHook(BaseHook):
         super().__init__()
         self.draw_conn_id = draw_conn_id
         self._client: DrawClient | None = None
+        self._tokens_at_build: tuple[str, str | None] | None = None
+
+    def __enter__(self) -> DrawClient:
+        return self.get_client()
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 traceback: TracebackType | None) -> None:
+        self.keep_tokens()
 
     @property
     def token_cache(self) -> Path:
@@ -56,13 +72,14 @@ class DrawHook(BaseHook):
                 verify=extra.get("verify", True),
             )
             self._seed = _fingerprint(connection.password, extra.get("refresh_token"))
+            self._tokens_at_build = (self._client.access_token, self._client.refresh_token)
         return self._client
 
     def keep_tokens(self) -> None:
         """Remember refreshed tokens for the next task (no-op when nothing changed)."""
         client = self._client
-        if client is None:
-            return
+        if client is None or (client.access_token, client.refresh_token) == self._tokens_at_build:
+            return  # no refresh: what the next task reads (connection or cache) is still right
         payload = {"seeded_from": self._seed, "access_token": client.access_token,
                    "refresh_token": client.refresh_token}
         if payload == self._read_cached_tokens():

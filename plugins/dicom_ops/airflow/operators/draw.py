@@ -33,9 +33,9 @@ class DrawUploadOperator(JobStepOperator):
         self.busy_poll_seconds = busy_poll_seconds
 
     def run_step(self, job_id: int, context: Context) -> None:
-        hook = DrawHook(self.draw_conn_id)
         try:
-            task_id = upload_prepared(task_settings(), job_id, hook.get_client())
+            with DrawHook(self.draw_conn_id) as client:
+                task_id = upload_prepared(task_settings(), job_id, client)
         except DrawBusy as busy:
             # Honour the server's Retry-After, within sane bounds.
             poll = min(max(busy.retry_after or self.busy_poll_seconds, 2.0), 300.0)
@@ -43,17 +43,21 @@ class DrawUploadOperator(JobStepOperator):
                           "(checking every %.0f s)", job_id, poll)
             self.defer(
                 trigger=DrawHealthTrigger(self.draw_conn_id, poll),
-                method_name="resume_after_busy",
+                method_name="execute_complete",
                 timeout=timedelta(hours=task_settings().import_deadline_hours),
-            )
-        finally:
-            hook.keep_tokens()
-        self.log.info("job %d is server task %s", job_id, task_id)
+            )  # raises TaskDeferred: the task continues in execute_complete
+        else:
+            self.log.info("job %d is server task %s", job_id, task_id)
 
-    def resume_after_busy(self, context: Context, event: dict[str, Any]) -> int:
+    def execute_complete(self, context: Context, event: dict[str, Any]) -> int:
+        """Resume once the server is ready: run the upload step again; fail when it
+        stayed busy or unreachable past the trigger's deadline."""
         if event.get("status") != "ready":
             raise AirflowFailException(event.get("message", "DRAW server not available"))
         return self.execute(context)
+
+    # Tasks deferred before the rename resume by the method name stored with them.
+    resume_after_busy = execute_complete
 
 
 class DrawPollOperator(BaseOperator):
@@ -67,12 +71,8 @@ class DrawPollOperator(BaseOperator):
         self.draw_conn_id = draw_conn_id
 
     def execute(self, context: Context) -> list[int]:
-        hook = DrawHook(self.draw_conn_id)
-        try:
-            with redacted_errors("polling the DRAW server"):
-                report = poll_transfers(task_settings(), hook.get_client())
-        finally:
-            hook.keep_tokens()
+        with redacted_errors("polling the DRAW server"), DrawHook(self.draw_conn_id) as client:
+            report = poll_transfers(task_settings(), client)
         self.log.info("poll: %s", report.summary())
         return report.ready
 
@@ -91,9 +91,6 @@ class DeliverResultOperator(JobStepOperator):
     def run_step(self, job_id: int, context: Context) -> None:
         settings = task_settings()
         nodes = [DicomNodeHook(conn_id).get_node() for conn_id in settings.destinations]
-        hook = DrawHook(self.draw_conn_id)
-        try:
-            path = fetch_and_deliver(settings, job_id, hook.get_client(), nodes)
-        finally:
-            hook.keep_tokens()
+        with DrawHook(self.draw_conn_id) as client:
+            path = fetch_and_deliver(settings, job_id, client, nodes)
         self.log.info("job %d delivered as %s", job_id, path.name)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from datetime import timedelta
 from typing import Any
 
 from airflow.sdk import BaseOperator, Context
@@ -20,12 +19,9 @@ from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 from dicom_ops.airflow.app_settings import task_settings
 from dicom_ops.db.session import session_scope
-from dicom_ops.jobs.claims import claim_next_job
 from dicom_ops.jobs.lifecycle import fail_job, get_job
-from dicom_ops.jobs.planning import plan_ready_series
-from dicom_ops.jobs.recovery import fail_abandoned_jobs, release_stale_series_claims
 from dicom_ops.pipeline.errors import JobFailed, StepError, redact_identifiers
-from dicom_ops.templates import load_templates
+from dicom_ops.pipeline.plan import claim_jobs, plan_export
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +86,8 @@ class JobStepOperator(BaseOperator):
 
 
 class PlanJobsOperator(BaseOperator):
-    """Claim every ready series and turn it into a job (or a visible no-template state)."""
+    """Recover abandoned work, then turn every ready series into a job (or a visible
+    no-template / conflict state); returns how many jobs it created."""
 
     ui_color = "#e8f4e4"
 
@@ -100,20 +97,10 @@ class PlanJobsOperator(BaseOperator):
 
     def execute(self, context: Context) -> int:
         settings = task_settings()
-        with redacted_errors("recovering abandoned work"):
-            released = release_stale_series_claims(settings.db_url, actor=self.dag_id)
-            abandoned = fail_abandoned_jobs(
-                settings.db_url, actor=self.dag_id,
-                older_than=timedelta(hours=settings.import_deadline_hours + 1))
-        if released or abandoned:
-            log.warning("recovered abandoned work: %d series ready again, %d job(s) failed: %s",
-                        len(released), len(abandoned), abandoned)
-        with redacted_errors("planning ready series"):
-            templates = load_templates(settings.templates_dir)
-            created = plan_ready_series(settings.db_url, templates, limit=self.max_series,
-                                        actor=self.dag_id)
-        log.info("%d new job(s) from ready series", len(created))
-        return len(created)
+        with redacted_errors("planning jobs"):
+            report = plan_export(settings, max_series=self.max_series, actor=self.dag_id)
+        self.log.info("%d new job(s) from ready series", len(report.created_jobs))
+        return len(report.created_jobs)
 
 
 class ClaimJobsOperator(BaseOperator):
@@ -127,14 +114,8 @@ class ClaimJobsOperator(BaseOperator):
         self.max_jobs = max_jobs
 
     def execute(self, context: Context) -> list[int]:
-        url = task_settings().db_url
-        worker = f"{context['dag_run'].run_id}"
-        claimed: list[int] = []
-        while len(claimed) < int(self.max_jobs):
-            with redacted_errors("claiming jobs"):
-                job_id = claim_next_job(url, worker)
-            if job_id is None:
-                break
-            claimed.append(job_id)
-        log.info("claimed %d job(s): %s", len(claimed), claimed)
+        db_url, max_jobs = task_settings().db_url, int(self.max_jobs)
+        with redacted_errors("claiming jobs"):
+            claimed = claim_jobs(db_url, worker=context["dag_run"].run_id, max_jobs=max_jobs)
+        self.log.info("claimed %d job(s): %s", len(claimed), claimed)
         return claimed

@@ -15,8 +15,8 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from airflow.triggers.base import BaseEventTrigger, BaseTrigger, TriggerEvent
-from asgiref.sync import sync_to_async
 
+from dicom_ops.airflow.triggers.blocking import run_blocking
 from dicom_ops.draw.errors import DrawBusy, DrawError, DrawNotFound
 
 
@@ -37,7 +37,8 @@ class DrawHealthTrigger(BaseTrigger):
         from dicom_ops.airflow.hooks.draw import DrawHook
 
         try:
-            DrawHook(self.draw_conn_id).get_client().health()
+            with DrawHook(self.draw_conn_id) as client:
+                client.health()
         except (DrawBusy, DrawError):
             return False
         return True
@@ -45,7 +46,7 @@ class DrawHealthTrigger(BaseTrigger):
     async def run(self) -> AsyncIterator[TriggerEvent]:
         deadline = time.monotonic() + self.timeout_seconds
         while time.monotonic() < deadline:
-            if await sync_to_async(self._healthy)():
+            if await run_blocking(self._healthy):
                 yield TriggerEvent({"status": "ready"})
                 return
             await asyncio.sleep(self.poll_seconds)
@@ -73,23 +74,23 @@ class DrawResultsTrigger(BaseEventTrigger):
         waiting = pending_transfers(task_settings())
         if not waiting:
             return set()
-        client = DrawHook(self.draw_conn_id).get_client()
         finished = set()
-        for _job_id, task_id in waiting:
-            try:
-                if client.status(task_id).state in ("completed", "failed"):
+        with DrawHook(self.draw_conn_id) as client:
+            for _job_id, task_id in waiting:
+                try:
+                    if client.status(task_id).state in ("completed", "failed"):
+                        finished.add(task_id)
+                except DrawNotFound:
                     finished.add(task_id)
-            except DrawNotFound:
-                finished.add(task_id)
-            except DrawError:
-                continue  # the next poll will ask again; the 15-minute schedule is the net
+                except DrawError:
+                    continue  # the next poll will ask again; the 15-minute schedule is the net
         return finished
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         announced: set[str] = set()
         while True:
             try:
-                finished = await sync_to_async(self._finished_on_server)()
+                finished = await run_blocking(self._finished_on_server)
             except Exception as exc:  # keep watching: a DB or config hiccup must not stop it
                 self.log.warning("DRAW results poll failed: %s", exc)
                 finished = set()

@@ -22,6 +22,7 @@ from typing import Any
 
 from airflow.triggers.base import BaseEventTrigger, TriggerEvent
 
+from dicom_ops.airflow.triggers.blocking import run_blocking
 from dicom_ops.db.session import session_scope
 from dicom_ops.intake.readiness import ReadinessWatch
 
@@ -54,11 +55,11 @@ class SeriesReadyTrigger(BaseEventTrigger):
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         watch = ReadinessWatch()
-        url = self._app_db_url()
+        url = await run_blocking(self._app_db_url)  # may look up an Airflow connection
         failures = 0
         while True:
             try:
-                new = await asyncio.to_thread(_poll, url, watch)
+                new = await run_blocking(_poll, url, watch)
                 failures = 0
             except Exception as exc:  # the app DB is down or not migrated yet: keep watching
                 failures += 1
