@@ -25,6 +25,8 @@ from dicom_ops.intake.series_lifecycle import SeriesState, is_claimed
 from dicom_ops.jobs.lifecycle import fail_job, is_processing
 
 STALE_CLAIM = timedelta(minutes=30)
+# The event series_lifecycle.move records when a planner claims a series (kind = new state).
+CLAIM_EVENT = SeriesState.CLAIMED.value
 
 
 def release_stale_series_claims(url_or_engine: str | Engine, *,
@@ -34,7 +36,7 @@ def release_stale_series_claims(url_or_engine: str | Engine, *,
     """Series still ``claimed`` long after their claim go back to ``ready``; their ids."""
     cutoff = (now or utcnow()) - older_than
     last_claim = (select(Event.series_id, func.max(Event.at).label("at"))
-                  .where(Event.kind == "claimed").group_by(Event.series_id).subquery())
+                  .where(Event.kind == CLAIM_EVENT).group_by(Event.series_id).subquery())
     with session_scope(url_or_engine) as session:
         stale = session.scalars(
             select(Series).join(last_claim, last_claim.c.series_id == Series.id)
