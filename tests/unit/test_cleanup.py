@@ -14,10 +14,12 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
-from dicom_ops.cleanup import areas as cleanup_areas
 from dicom_ops.cleanup import disk
-from dicom_ops.cleanup.areas import Context, remove_item, survey_receiving
-from dicom_ops.cleanup.run import retention_for, run_cleanup
+from dicom_ops.cleanup import remove as cleanup_remove
+from dicom_ops.cleanup.remove import remove_item
+from dicom_ops.cleanup.rules import Context, retention_for
+from dicom_ops.cleanup.run import run_cleanup
+from dicom_ops.cleanup.survey import survey_receiving
 from dicom_ops.config import Settings
 from dicom_ops.db.audit import record_event
 from dicom_ops.db.models import Event, Job, Series, Transfer, utcnow
@@ -403,7 +405,7 @@ def test_a_write_that_lands_while_a_round_is_moved_aside_puts_it_back(cfg, now, 
         write_file(path / "late.dcm", 10)
         return real_move(path, root, tag)
 
-    monkeypatch.setattr(cleanup_areas.disk, "move_aside", write_then_move)
+    monkeypatch.setattr(cleanup_remove.disk, "move_aside", write_then_move)
 
     report = run_cleanup(cfg, now=now, free_space=plenty)
 
@@ -431,7 +433,7 @@ def test_a_removal_that_fails_is_reported_as_an_error_and_finished_next_time(cfg
     def refuse(_path):
         raise PermissionError(13, "Permission denied")
 
-    monkeypatch.setattr(cleanup_areas.disk, "delete", refuse)
+    monkeypatch.setattr(cleanup_remove.disk, "delete", refuse)
     failed = run_cleanup(cfg, now=now, free_space=plenty)
     monkeypatch.undo()
     finished = run_cleanup(cfg, now=now, free_space=plenty)

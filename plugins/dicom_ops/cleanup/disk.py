@@ -80,6 +80,29 @@ def snapshot(folder: Path) -> Snapshot:
     return found
 
 
+def children(folder: Path) -> list[Path]:
+    """The entries of an area folder, sorted, without its trash; [] if it does not exist."""
+    try:
+        with os.scandir(folder) as entries:
+            return sorted(Path(e.path) for e in entries if e.name != TRASH_NAME)
+    except FileNotFoundError:
+        return []
+
+
+def real(path: Path) -> Path:
+    """``path`` with symlinks resolved: what cleanup compares and checks containment on."""
+    return Path(os.path.realpath(path))
+
+
+def is_inside(path: Path, root: Path) -> bool:
+    return real(path).is_relative_to(real(root))
+
+
+def same_path(stored: str | None, path: Path) -> bool:
+    """Whether a path stored in the app DB names the same place on disk as ``path``."""
+    return stored is not None and real(Path(stored)) == real(path)
+
+
 def trash_dir(area_root: Path) -> Path:
     return area_root / TRASH_NAME
 

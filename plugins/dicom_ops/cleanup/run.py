@@ -3,7 +3,7 @@
 One run:
 
 1. finishes what an interrupted run had moved aside already;
-2. surveys each area (``cleanup_areas``): what is there, what must stay and why;
+2. surveys each area (``survey``): what is there, what must stay and why (``rules``);
 3. retention: removes what is older than its area's retention, oldest first;
 4. audit events older than their retention (only if one is set);
 5. disk watermark: while free space under the data root is below
@@ -12,38 +12,42 @@ One run:
    retention, oldest first, and stops as soon as free space is back above it.
    Datastore folders and events never go early.
 
-Every removal re-checks its item under a claim first (see ``cleanup_areas``). A dry
+Every removal re-checks its item under a claim first (see ``remove``). A dry
 run surveys and reports the same way and changes nothing, on disk or in the DB.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from dicom_ops.cleanup import disk
-from dicom_ops.cleanup.areas import (
-    ACTOR,
-    Context,
-    Held,
-    Item,
-    count_old_events,
-    delete_old_events,
-    leftover_trash,
-    remove_item,
-    survey_datastore,
-    survey_quarantine,
-    survey_receiving,
-    survey_work,
-)
+from dicom_ops.cleanup.remove import delete_old_events, remove_item
 from dicom_ops.cleanup.report import (
     AREAS,
     AreaReport,
     CleanupReport,
     human_age,
     human_bytes,
+)
+from dicom_ops.cleanup.rules import (
+    ACTOR,
+    EARLY,
+    WATERMARK_AREAS,
+    Context,
+    Held,
+    Item,
+    oldest_first,
+    retention_for,
+)
+from dicom_ops.cleanup.survey import (
+    count_old_events,
+    leftover_trash,
+    survey_datastore,
+    survey_quarantine,
+    survey_receiving,
+    survey_work,
 )
 from dicom_ops.config import Settings
 from dicom_ops.db.audit import record_event
@@ -52,33 +56,6 @@ from dicom_ops.db.session import session_scope
 from dicom_ops.failures import describe
 
 log = logging.getLogger("dicom_ops.cleanup")
-
-# Areas the watermark may take from early (the datastore holds the department's data,
-# events are rows, not disk).
-WATERMARK_AREAS = ("uploads", "work", "quarantine", "receiving")
-EARLY = "disk below the cleanup watermark"
-
-
-def retention_for(settings: Settings, older_than_hours: float | None = None
-                  ) -> dict[str, timedelta | None]:
-    """Each area's retention (None: kept forever); an override replaces every one that is set.
-
-    The override never switches on an area kept forever (datastore and events by default).
-    """
-    configured = {
-        "uploads": _hours(settings.retention_uploads_hours),
-        "work": _days(settings.retention_work_days),
-        "quarantine": _days(settings.retention_quarantine_days),
-        "receiving": _hours(settings.retention_receiving_hours),
-        "datastore": _days(settings.retention_datastore_days),
-        "events": _days(settings.retention_events_days),
-    }
-    if older_than_hours is None:
-        return configured
-    if older_than_hours < 0:
-        raise ValueError("older_than_hours must be 0 or more")
-    override = timedelta(hours=older_than_hours)
-    return {area: None if kept is None else override for area, kept in configured.items()}
 
 
 def run_cleanup(settings: Settings, *, dry_run: bool = False,
@@ -259,15 +236,3 @@ class _Run:
                      if all(item.paths[0] in p.parents for p in done.paths))
         return max(item.size - inside, 0)
 
-
-def oldest_first(items: Iterable[Item]) -> list[Item]:
-    """Oldest first; at equal age a zip before its folder (the smaller step first)."""
-    return sorted(items, key=lambda i: (i.since, AREAS.index(i.area), i.label))
-
-
-def _hours(value: int | None) -> timedelta | None:
-    return None if value is None else timedelta(hours=value)
-
-
-def _days(value: int | None) -> timedelta | None:
-    return None if value is None else timedelta(days=value)

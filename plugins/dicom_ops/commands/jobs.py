@@ -18,6 +18,7 @@ from dicom_ops.db.models import JOB_STATUSES
 from dicom_ops.db.session import session_scope
 from dicom_ops.jobs import (
     JobError,
+    JobStatus,
     SeriesChoice,
     cancel_job,
     create_job,
@@ -95,7 +96,7 @@ def _list(args: argparse.Namespace) -> int:
           f"{'CREATED (UTC)':<19}  STAGE / ERROR")
     for job in jobs:
         note = job["error"] or job["stage"] or ""
-        if job["status"] == "failed" and job["stage"]:
+        if job["status"] == JobStatus.FAILED and job["stage"]:
             note = f"{job['stage']}: {job['error']}"
         created = (job["created_at"] or "").replace("T", " ")[:19]
         line = (f"{job['id']:>6}  {job['status']:<11}  {job['priority']:>4}  "

@@ -1,8 +1,9 @@
 """App DB tables (``dicom_ops``): series, jobs, transfers, maps and the audit log.
 
 States and statuses are plain strings checked by the DB; the rules for moving
-between them live in one place each (``dicom_ops.jobs.lifecycle`` for jobs,
-the intake modules for series).
+between them live in one place each: ``dicom_ops.intake.series_lifecycle``,
+``dicom_ops.jobs.lifecycle`` and ``dicom_ops.draw.transfer_lifecycle`` (each with a
+``StrEnum`` of exactly the strings below; a unit test keeps the two equal).
 """
 
 from __future__ import annotations

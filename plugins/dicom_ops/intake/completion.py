@@ -25,11 +25,10 @@ from pathlib import Path
 from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
 
-from dicom_ops.db.audit import record_event
 from dicom_ops.db.models import Series, utcnow
 from dicom_ops.db.session import session_scope
 from dicom_ops.failures import log_failure
-from dicom_ops.intake import datastore, series_registry
+from dicom_ops.intake import datastore, series_lifecycle, series_registry
 from dicom_ops.intake.headers import InstanceHeader
 from dicom_ops.intake.series_registry import Round
 from dicom_ops.intake.storage import instance_filename, remove_partial_files
@@ -224,10 +223,8 @@ class ReceivingTracker:
     def _fail(self, session, round_: Round, detail: str) -> None:
         row = session.get(Series, round_.series_id, with_for_update=True)
         if row is not None and row.folder == str(round_.folder):
-            row.state = "error"
-            row.state_detail = detail
-            record_event(session, "error", detail, series_id=row.id,
-                         actor=series_registry.ACTOR)
+            series_lifecycle.move(session, row, series_lifecycle.SeriesState.ERROR,
+                                  detail=detail, message=detail, actor=series_registry.ACTOR)
         log.warning("series #%d: %s", round_.series_id, detail)
 
     def active_series_ids(self) -> list[int]:

@@ -17,6 +17,7 @@ from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
 from dicom_ops.db.models import Series
+from dicom_ops.intake.series_lifecycle import awaits_planning
 
 OVERLAP = timedelta(minutes=5)
 
@@ -29,7 +30,7 @@ class ReadinessWatch:
 
     def poll(self, session: Session) -> list[int]:
         """Ids of series that became ready since the last poll, oldest first."""
-        query = select(Series.id, Series.ready_at).where(Series.state == "ready")
+        query = select(Series.id, Series.ready_at).where(awaits_planning.clause)
         if self._horizon is not None:
             query = query.where(or_(Series.ready_at >= self._horizon - self.overlap,
                                     Series.ready_at.is_(None)))

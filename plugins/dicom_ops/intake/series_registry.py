@@ -13,7 +13,8 @@ the same series folder, then it is ``ready`` again with the new instance count.
 Finishing a round is a compare-and-set on ``folder``, so a round that was overtaken
 by a newer one never marks the series ready.
 
-The export pipeline takes it from ``ready`` (see ``dicom_ops.jobs.claims``).
+The export pipeline takes it from ``ready`` (see ``dicom_ops.jobs.claims``). Every
+state change goes through ``series_lifecycle.move``, under the series row lock.
 """
 
 from __future__ import annotations
@@ -25,10 +26,11 @@ from pathlib import Path
 from sqlalchemy import exists, select
 from sqlalchemy.orm import Session
 
-from dicom_ops.db.audit import record_event
 from dicom_ops.db.models import Series, utcnow
+from dicom_ops.intake import series_lifecycle
 from dicom_ops.intake.datastore import is_round_folder, new_round_folder, series_folder
 from dicom_ops.intake.headers import InstanceHeader
+from dicom_ops.intake.series_lifecycle import SeriesState, is_receiving
 
 ACTOR = "intake"
 
@@ -42,12 +44,6 @@ class Round:
     final_folder: Path
 
 
-def _lock_series(session: Session, series_uid: str) -> Series | None:
-    return session.scalar(
-        select(Series).where(Series.series_uid == series_uid).with_for_update()
-    )
-
-
 def begin_round(session: Session, header: InstanceHeader, *, datastore: Path, source: str,
                 calling_aet: str | None = None) -> Round:
     """Record that ``header``'s series is receiving and create a new round folder for it.
@@ -55,7 +51,7 @@ def begin_round(session: Session, header: InstanceHeader, *, datastore: Path, so
     Always a new folder: if an older round of the series is being finished at
     this moment, it publishes its own files but no longer marks the series ready.
     """
-    row = _lock_series(session, header.series_uid)
+    row = series_lifecycle.locked(session, series_uid=header.series_uid)
     now = utcnow()
     if row is None:
         final = series_folder(datastore, header.study_uid, header.series_uid)
@@ -64,21 +60,17 @@ def begin_round(session: Session, header: InstanceHeader, *, datastore: Path, so
             study_uid=header.study_uid, series_uid=header.series_uid,
             modality=header.modality, description=header.description, instance_count=0,
             folder=str(folder), origin_folder=str(final), source=source,
-            calling_aet=calling_aet, state="receiving", first_seen=now, last_seen=now,
+            calling_aet=calling_aet, first_seen=now, last_seen=now,
         )
-        session.add(row)
-        session.flush()
-        record_event(session, "receiving", _from(source, calling_aet), series_id=row.id,
-                     actor=ACTOR)
+        series_lifecycle.move(session, row, SeriesState.RECEIVING, actor=ACTOR,
+                              message=_from(source, calling_aet))
         return Round(row.id, folder, final)
 
     final = series_folder(datastore, row.study_uid, row.series_uid)
     folder = new_round_folder(final)
-    if row.state != "receiving":
-        row.state_detail = f"sent again while {row.state}"
-    record_event(session, "receiving", "sent again: " + _from(source, calling_aet),
-                 series_id=row.id, actor=ACTOR)
-    row.state = "receiving"
+    detail = row.state_detail if is_receiving(row.state) else f"sent again while {row.state}"
+    series_lifecycle.move(session, row, SeriesState.RECEIVING, actor=ACTOR, detail=detail,
+                          message="sent again: " + _from(source, calling_aet))
     row.folder = str(folder)
     row.origin_folder = row.origin_folder or str(final)
     row.source = source
@@ -96,22 +88,20 @@ def _from(source: str, calling_aet: str | None) -> str:
 def finish_round(session: Session, round_: Round, instance_count: int, *,
                  duplicates: int = 0, last_seen: datetime | None = None) -> bool:
     """Mark the series ready if ``round_`` is still its current round; returns whether it was."""
-    row = session.get(Series, round_.series_id, with_for_update=True)
+    row = series_lifecycle.locked(session, series_id=round_.series_id)
     if row is None:
         return False
     row.instance_count = instance_count
     if row.folder != str(round_.folder):
         return False
     now = utcnow()
-    row.state = "ready"
-    row.state_detail = None
-    row.folder = str(round_.final_folder)
-    row.ready_at = now
-    row.last_seen = last_seen or now
     message = f"{instance_count} instances"
     if duplicates:
         message += f"; {duplicates} duplicate instances stored once"
-    record_event(session, "ready", message, series_id=row.id, actor=ACTOR)
+    series_lifecycle.move(session, row, SeriesState.READY, actor=ACTOR, message=message)
+    row.folder = str(round_.final_folder)
+    row.ready_at = now
+    row.last_seen = last_seen or now
     return True
 
 
@@ -119,7 +109,7 @@ def record_progress(session: Session, counts: dict[int, tuple[int, datetime]]) -
     """Instance counts and last arrival of series still receiving (for ``series list``)."""
     for series_id, (count, last_seen) in counts.items():
         row = session.get(Series, series_id)
-        if row is not None and row.state == "receiving":
+        if row is not None and is_receiving(row.state):
             row.instance_count = count
             row.last_seen = last_seen
 
@@ -128,7 +118,7 @@ def receiving_rounds(session: Session, *, datastore: Path, source: str) -> list[
     """Rounds left ``receiving`` by ``source`` (a restart picks them up)."""
     rows = session.execute(
         select(Series.id, Series.folder, Series.study_uid, Series.series_uid)
-        .where(Series.state == "receiving", Series.source == source)
+        .where(is_receiving.clause, Series.source == source)
         .order_by(Series.id)
     ).all()
     return [Round(series_id, Path(folder), series_folder(datastore, study_uid, series_uid))
@@ -143,7 +133,7 @@ def register_ready_series(session: Session, header: InstanceHeader, *, final_fol
     A series the listener is receiving at this moment stays ``receiving`` (the
     listener marks it ready when its round ends, with these files merged in).
     """
-    row = _lock_series(session, header.series_uid)
+    row = series_lifecycle.locked(session, series_uid=header.series_uid)
     now = utcnow()
     if row is None:
         row = Series(
@@ -151,13 +141,10 @@ def register_ready_series(session: Session, header: InstanceHeader, *, final_fol
             modality=header.modality, description=header.description,
             first_seen=now, source=source,
         )
-        session.add(row)
-    elif row.state == "receiving" and is_round_folder(Path(row.folder)):
+    elif is_receiving(row.state) and is_round_folder(Path(row.folder)):
         row.instance_count = instance_count
         session.flush()
         return row.id, False
-    row.state = "ready"
-    row.state_detail = None
     row.folder = str(final_folder)
     row.origin_folder = str(origin_folder)
     row.source = source
@@ -165,9 +152,8 @@ def register_ready_series(session: Session, header: InstanceHeader, *, final_fol
     row.instance_count = instance_count
     row.last_seen = now
     row.ready_at = now
-    session.flush()
-    record_event(session, "ready", f"{instance_count} instances; {detail}", series_id=row.id,
-                 actor=ACTOR)
+    series_lifecycle.move(session, row, SeriesState.READY, actor=ACTOR,
+                          message=f"{instance_count} instances; {detail}")
     return row.id, True
 
 
@@ -178,7 +164,7 @@ def folder_is_receiving(session: Session, folder: Path) -> bool:
     never reuses the name of a round folder that still exists.
     """
     return bool(session.scalar(
-        select(exists().where(Series.state == "receiving", Series.folder == str(folder)))
+        select(exists().where(is_receiving.clause, Series.folder == str(folder)))
     ))
 
 

@@ -1,6 +1,7 @@
 """Jobs: the status machine, creation (duplicates, resend), claims, image ranges, planning.
 
-The status machine lives in ``lifecycle``; nothing else changes ``Job.status``.
+The status machine lives in ``lifecycle`` (``JobStatus``, the moves, the predicates such
+as ``is_running``); nothing else changes ``Job.status``.
 """
 
 from dicom_ops.db.audit import record_event
@@ -11,6 +12,7 @@ from dicom_ops.jobs.images import SeriesImages, images_for_job
 from dicom_ops.jobs.lifecycle import (
     INACTIVE_STATUSES,
     TRANSITIONS,
+    JobStatus,
     cancel_job,
     fail_job,
     finish_job,
@@ -38,6 +40,7 @@ __all__ = [
     "ImageRange",
     "InstanceInfo",
     "JobError",
+    "JobStatus",
     "RangeError",
     "SeriesChoice",
     "SeriesImages",

@@ -9,12 +9,13 @@ one left them. Either way a job or series is claimed exactly once.
 
 from __future__ import annotations
 
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, select
 
-from dicom_ops.db.audit import record_event
 from dicom_ops.db.models import Job, Series
 from dicom_ops.db.session import session_scope
-from dicom_ops.jobs.lifecycle import start_job
+from dicom_ops.intake import series_lifecycle
+from dicom_ops.intake.series_lifecycle import SeriesState, awaits_planning
+from dicom_ops.jobs.lifecycle import is_queued, start_job
 
 
 def claim_next_job(url_or_engine: str | Engine, worker: str) -> int | None:
@@ -22,7 +23,7 @@ def claim_next_job(url_or_engine: str | Engine, worker: str) -> int | None:
     with session_scope(url_or_engine) as session:
         job_id = session.scalar(
             select(Job.id)
-            .where(Job.status == "in_queue")
+            .where(is_queued.clause)
             .order_by(Job.priority.desc(), Job.id)
             .limit(1)
             .with_for_update(skip_locked=True)
@@ -39,19 +40,13 @@ def claim_ready_series(url_or_engine: str | Engine, limit: int, *,
     if limit < 1:
         return []
     with session_scope(url_or_engine) as session:
-        ids = list(session.scalars(
-            select(Series.id)
-            .where(Series.state == "ready")
+        ready = session.scalars(
+            select(Series)
+            .where(awaits_planning.clause)
             .order_by(Series.ready_at.asc().nulls_last(), Series.id)
             .limit(limit)
             .with_for_update(skip_locked=True)
-        ))
-        if not ids:
-            return []
-        session.execute(
-            update(Series).where(Series.id.in_(ids)).values(state="claimed", state_detail=None)
-        )
-        for series_id in ids:
-            record_event(session, "claimed", "ready -> claimed", series_id=series_id,
-                         actor=actor)
-        return ids
+        ).all()
+        for series in ready:  # records "claimed": "ready -> claimed"
+            series_lifecycle.move(session, series, SeriesState.CLAIMED, actor=actor)
+        return [series.id for series in ready]

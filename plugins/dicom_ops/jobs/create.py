@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session, selectinload
 from dicom_ops.db.audit import record_event
 from dicom_ops.db.models import Job, JobSeries, Series
 from dicom_ops.jobs.errors import DuplicateJob, JobError
-from dicom_ops.jobs.lifecycle import INACTIVE_STATUSES, get_job
+from dicom_ops.jobs.lifecycle import JobStatus, counts, get_job
 from dicom_ops.jobs.ranges import ImageRange, range_text
 
 
@@ -65,8 +65,8 @@ def create_job(
         existing = find_duplicate(session, template, series)
         if existing is not None:
             raise DuplicateJob(existing.id, existing.status)
-    job = Job(template=template, priority=priority, status="in_queue", forced=force,
-              resend_of=resend_of)
+    job = Job(template=template, priority=priority, status=JobStatus.IN_QUEUE.value,
+              forced=force, resend_of=resend_of)
     job.series_links = [
         JobSeries(series_id=choice.series_id, position=position,
                   range_start=choice.key[1], range_end=choice.key[2], range_delta=choice.key[3])
@@ -91,8 +91,7 @@ def find_duplicate(session: Session, template: str, series: Sequence[SeriesChoic
         JobSeries.position == 0, JobSeries.series_id == series[0].series_id)
     candidates = session.scalars(
         select(Job)
-        .where(Job.template == template, Job.status.not_in(INACTIVE_STATUSES),
-               Job.id.in_(same_first_series))
+        .where(Job.template == template, counts.clause, Job.id.in_(same_first_series))
         .options(selectinload(Job.series_links))
         .order_by(Job.id)
     ).all()

@@ -6,37 +6,67 @@
 
 Nothing else. Every move goes through ``move`` below, which refuses anything
 else with a message naming the job's current status, and records an event in
-the same transaction as the change.
+the same transaction as the change. Everyone else asks the predicates below
+(``is_running(job.status)``, or ``is_running.clause`` in a query) instead of
+comparing status strings. The statuses are the strings stored in ``job.status``.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from dicom_ops.db.audit import record_event
 from dicom_ops.db.models import Job, JobSeries, Series, utcnow
+from dicom_ops.db.states import StatePredicate
 from dicom_ops.jobs.errors import JobError, TransitionRefused
 
+
+class JobStatus(StrEnum):
+    IN_QUEUE = "in_queue"
+    PROCESSING = "processing"
+    FINISHED = "finished"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    INVALIDATED = "invalidated"
+
+
 # action -> (the one status it starts from, the status it leads to)
-TRANSITIONS: dict[str, tuple[str, str]] = {
-    "start": ("in_queue", "processing"),
-    "finish": ("processing", "finished"),
-    "fail": ("processing", "failed"),
-    "cancel": ("in_queue", "cancelled"),
-    "invalidate": ("finished", "invalidated"),
+TRANSITIONS: dict[str, tuple[JobStatus, JobStatus]] = {
+    "start": (JobStatus.IN_QUEUE, JobStatus.PROCESSING),
+    "finish": (JobStatus.PROCESSING, JobStatus.FINISHED),
+    "fail": (JobStatus.PROCESSING, JobStatus.FAILED),
+    "cancel": (JobStatus.IN_QUEUE, JobStatus.CANCELLED),
+    "invalidate": (JobStatus.FINISHED, JobStatus.INVALIDATED),
 }
 ACTIONS = tuple(TRANSITIONS)
 # The audit event each action records.
 EVENT_KINDS = {"start": "started", "finish": "finished", "fail": "failed",
                "cancel": "cancelled", "invalidate": "invalidated"}
 # Jobs in these statuses no longer count: not for duplicates, not for the queue.
-INACTIVE_STATUSES = ("failed", "cancelled", "invalidated")
+INACTIVE_STATUSES = (JobStatus.FAILED, JobStatus.CANCELLED, JobStatus.INVALIDATED)
+
+# --- the questions other modules ask ------------------------------------------------------
+
+is_queued = StatePredicate(Job.status, {JobStatus.IN_QUEUE},
+                           doc="Waiting for a worker: nobody has started it.")
+is_processing = StatePredicate(Job.status, {JobStatus.PROCESSING},
+                               doc="A worker started it: only processing jobs have stages.")
+is_running = StatePredicate(
+    Job.status, {JobStatus.IN_QUEUE, JobStatus.PROCESSING},
+    doc="Not ended yet: it may still read its series and write its files and events.")
+has_ended = StatePredicate(
+    Job.status, set(JobStatus) - is_running.states,
+    doc="Finished, failed, cancelled or invalidated: no step runs for it again.")
+counts = StatePredicate(
+    Job.status, set(JobStatus) - set(INACTIVE_STATUSES),
+    doc="Still counts: an equal new job is a duplicate of it.")
 
 
-def next_status(job_id: int, status: str, action: str) -> str:
+def next_status(job_id: int, status: str, action: str) -> JobStatus:
     """The status ``action`` leads to from ``status``, or ``TransitionRefused``."""
     if action not in TRANSITIONS:
         raise ValueError(f"unknown job action {action!r}")
@@ -64,7 +94,7 @@ def move(session: Session, job_id: int, action: str, *, actor: str, message: str
     """Apply ``action`` to the job or refuse it; records the event in the same transaction."""
     job = get_job(session, job_id, lock=True)
     previous = job.status
-    job.status = next_status(job_id, previous, action)
+    job.status = next_status(job_id, previous, action).value
     job.updated_at = utcnow()
     record_event(session, EVENT_KINDS[action], message or f"{previous} -> {job.status}",
                  job_id=job.id, actor=actor)
@@ -84,7 +114,7 @@ def start_job(session: Session, job_id: int, *, worker: str) -> Job:
 def set_stage(session: Session, job_id: int, stage: str, *, actor: str = "pipeline") -> Job:
     """Record where a processing job is, so that a failure keeps the stage it happened in."""
     job = get_job(session, job_id, lock=True)
-    if job.status != "processing":
+    if not is_processing(job.status):
         raise TransitionRefused(job_id, job.status, "stage",
                                 f"job {job_id} is {job.status}: only processing jobs have stages")
     job.stage = stage[:64]

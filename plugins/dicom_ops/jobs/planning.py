@@ -21,12 +21,13 @@ from typing import Any
 
 from pydicom import dcmread
 from pydicom.errors import InvalidDicomError
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
-from dicom_ops.db.audit import record_event
 from dicom_ops.db.models import Series
 from dicom_ops.db.session import session_scope
+from dicom_ops.intake import series_lifecycle
+from dicom_ops.intake.series_lifecycle import SeriesState, is_claimed
 from dicom_ops.jobs.claims import claim_ready_series
 from dicom_ops.jobs.create import SeriesChoice, create_job
 from dicom_ops.jobs.errors import DuplicateJob, JobError
@@ -51,28 +52,28 @@ class SeriesHeaders:
 def plan_series(session: Session, series_id: int, templates: Sequence[Template], *,
                 actor: str = "planner") -> int | None:
     """Match one claimed series and create its job; the new job's id, or None (see module)."""
-    series = session.execute(
-        select(Series).where(Series.id == series_id).with_for_update()
-    ).scalar_one_or_none()
+    series = series_lifecycle.locked(session, series_id=series_id)
     if series is None:
         raise JobError(f"no series #{series_id} in the app DB")
-    if series.state != "claimed":
+    if not is_claimed(series.state):
         raise JobError(f"series #{series_id} is {series.state}: only claimed series are planned")
     found = read_series_headers(Path(series.folder), sorted(rule_tags(templates)))
     if found.headers is None:
-        state, detail = ("ignored", NO_IMAGE) if found.readable else ("error", UNREADABLE)
+        state, detail = ((SeriesState.IGNORED, NO_IMAGE) if found.readable
+                         else (SeriesState.ERROR, UNREADABLE))
         return _settle(session, series, state, detail, actor=actor)
     match = match_template(found.headers, templates)
     if match.winner is None:
-        state = "error" if match.conflict else "ignored"
+        state = SeriesState.ERROR if match.conflict else SeriesState.IGNORED
         return _settle(session, series, state, match.state_detail or NO_TEMPLATE, actor=actor)
     try:
         job = create_job(session, template=match.winner.name, series=[SeriesChoice(series.id)],
                          actor=actor)
     except DuplicateJob as duplicate:
-        return _settle(session, series, "done",
+        return _settle(session, series, SeriesState.DONE,
                        f"duplicate of job {duplicate.existing_job_id}", actor=actor)
-    _settle(session, series, "done", f"job {job.id} ({match.winner.name})", actor=actor)
+    _settle(session, series, SeriesState.DONE, f"job {job.id} ({match.winner.name})",
+            actor=actor)
     return job.id
 
 
@@ -105,10 +106,10 @@ def read_series_headers(folder: Path, keywords: Sequence[str] | None = None) -> 
     return SeriesHeaders(None, readable)
 
 
-def _settle(session: Session, series: Series, state: str, detail: str, *, actor: str) -> None:
-    series.state = state
-    series.state_detail = detail
-    record_event(session, "planned", f"{state}: {detail}", series_id=series.id, actor=actor)
+def _settle(session: Session, series: Series, state: SeriesState, detail: str, *,
+            actor: str) -> None:
+    series_lifecycle.move(session, series, state, detail=detail, event="planned",
+                          message=f"{state}: {detail}", actor=actor)
     log.info("series #%s planned: %s (%s)", series.id, state, detail)
     return None
 

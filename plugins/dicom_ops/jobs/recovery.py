@@ -12,14 +12,21 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, select
 from sqlalchemy.engine import Engine
 
-from dicom_ops.db.audit import record_event
 from dicom_ops.db.models import Event, Job, Series, Transfer, utcnow
 from dicom_ops.db.session import session_scope
-from dicom_ops.jobs.lifecycle import fail_job
+from dicom_ops.draw import transfer_lifecycle
+from dicom_ops.draw.transfer_lifecycle import (
+    TransferStatus,
+    is_unknown_outcome,
+    unanswered_by_server,
+)
+from dicom_ops.intake import series_lifecycle
+from dicom_ops.intake.series_lifecycle import SeriesState, is_claimed
+from dicom_ops.jobs.lifecycle import fail_job, is_processing
 
 STALE_CLAIM = timedelta(minutes=30)
-# Transfer states in which the server certainly holds nothing of the job yet.
-NOTHING_AT_SERVER = (None, "pending", "uploading")
+# The event series_lifecycle.move records when a planner claims a series (kind = new state).
+CLAIM_EVENT = SeriesState.CLAIMED.value
 
 
 def release_stale_series_claims(url_or_engine: str | Engine, *,
@@ -29,17 +36,17 @@ def release_stale_series_claims(url_or_engine: str | Engine, *,
     """Series still ``claimed`` long after their claim go back to ``ready``; their ids."""
     cutoff = (now or utcnow()) - older_than
     last_claim = (select(Event.series_id, func.max(Event.at).label("at"))
-                  .where(Event.kind == "claimed").group_by(Event.series_id).subquery())
+                  .where(Event.kind == CLAIM_EVENT).group_by(Event.series_id).subquery())
     with session_scope(url_or_engine) as session:
         stale = session.scalars(
             select(Series).join(last_claim, last_claim.c.series_id == Series.id)
-            .where(Series.state == "claimed", last_claim.c.at < cutoff)
+            .where(is_claimed.clause, last_claim.c.at < cutoff)
             .with_for_update(of=Series, skip_locked=True)
         ).all()
         for series in stale:
-            series.state = "ready"
-            record_event(session, "released", "claimed but never planned (run lost); "
-                         "ready again", series_id=series.id, actor=actor)
+            series_lifecycle.move(session, series, SeriesState.READY, actor=actor,
+                                  detail=series.state_detail, event="released",
+                                  message="claimed but never planned (run lost); ready again")
         return [series.id for series in stale]
 
 
@@ -51,16 +58,16 @@ def fail_abandoned_jobs(url_or_engine: str | Engine, *, older_than: timedelta,
     with session_scope(url_or_engine) as session:
         rows = session.execute(
             select(Job.id, Transfer.status).outerjoin(Transfer, Transfer.job_id == Job.id)
-            .where(Job.status == "processing", Job.updated_at < cutoff)
+            .where(is_processing.clause, Job.updated_at < cutoff)
             .with_for_update(of=Job, skip_locked=True)
         ).all()
         failed = []
         for job_id, transfer_status in rows:
-            if transfer_status not in NOTHING_AT_SERVER:
+            if not unanswered_by_server(transfer_status):
                 continue  # the import's poll and deadline look after it
-            if transfer_status == "uploading":
-                session.scalars(select(Transfer).where(Transfer.job_id == job_id)).one(
-                    ).status = "failed"
+            if is_unknown_outcome(transfer_status):
+                transfer_lifecycle.move(session, transfer_lifecycle.locked(session, job_id),
+                                        TransferStatus.FAILED)
                 reason = ("abandoned during an upload whose outcome is unknown; check the "
                           "DRAW server, then resend the job")
             else:

@@ -35,8 +35,15 @@ from dicom_ops.deid import (
     load_recipe,
     store_deid_maps,
 )
+from dicom_ops.draw import transfer_lifecycle
 from dicom_ops.draw.client import DrawClient
 from dicom_ops.draw.errors import DrawError, DrawRejected, DrawTransientError
+from dicom_ops.draw.transfer_lifecycle import (
+    TransferStatus,
+    awaits_upload,
+    is_sent,
+    is_unknown_outcome,
+)
 from dicom_ops.jobs.images import images_for_job
 from dicom_ops.jobs.lifecycle import set_stage
 from dicom_ops.pipeline.errors import JobFailed
@@ -99,8 +106,8 @@ def prepare_upload(settings: Settings, job_id: int) -> PreparedUpload:
     with session_scope(url) as session:
         transfer = _transfer_for(session, job_id)
         transfer.zip_sha256 = sha256
-        if transfer.status != "sent":
-            transfer.status = "pending"
+        if not is_sent(transfer.status):
+            transfer_lifecycle.move(session, transfer, TransferStatus.PENDING)
         record_event(session, "packed", f"{len(result.files)} images, zip sha256 {sha256[:12]}",
                      job_id=job_id, actor="draw_export")
     return PreparedUpload(job_id, zip_path, sha256, len(result.files))
@@ -152,9 +159,8 @@ def _pack(work: Path, files: list[Path], template_yaml: str) -> tuple[Path, str]
 def _transfer_for(session, job_id: int) -> Transfer:
     transfer = session.scalars(select(Transfer).where(Transfer.job_id == job_id)).one_or_none()
     if transfer is None:
-        transfer = Transfer(job_id=job_id, status="pending")
-        session.add(transfer)
-        session.flush()
+        transfer = Transfer(job_id=job_id)
+        transfer_lifecycle.move(session, transfer, TransferStatus.PENDING)
     return transfer
 
 
@@ -170,11 +176,11 @@ def upload_prepared(settings: Settings, job_id: int, client: DrawClient) -> str:
         transfer = _transfer_for(session, job_id)
         if transfer.server_task_id:
             return transfer.server_task_id  # uploaded by an earlier try of this task
-        if transfer.status == "uploading":
+        if is_unknown_outcome(transfer.status):
             raise JobFailed("upload", "an earlier upload attempt ended without an answer, so "
                                       "the server may hold a copy; check the DRAW server, then "
                                       "resend the job")
-        if transfer.status != "pending" or not transfer.zip_sha256:
+        if not awaits_upload(transfer.status) or not transfer.zip_sha256:
             raise JobFailed("upload", f"nothing to upload (transfer is {transfer.status})")
         sha256 = transfer.zip_sha256
     zip_path = work / ZIP_NAME
@@ -184,7 +190,7 @@ def upload_prepared(settings: Settings, job_id: int, client: DrawClient) -> str:
     client.health()  # DrawBusy propagates: the caller waits, the job does not fail
     with session_scope(settings.db_url) as session:
         transfer = _transfer_for(session, job_id)
-        transfer.status = "uploading"
+        transfer_lifecycle.move(session, transfer, TransferStatus.UPLOADING)
         transfer.upload_attempts += 1
         set_stage(session, job_id, "upload", actor="draw_export")
     try:
@@ -192,7 +198,8 @@ def upload_prepared(settings: Settings, job_id: int, client: DrawClient) -> str:
     except DrawError as exc:
         if provably_not_received(exc):
             with session_scope(settings.db_url) as session:
-                _transfer_for(session, job_id).status = "pending"
+                transfer_lifecycle.move(session, _transfer_for(session, job_id),
+                                        TransferStatus.PENDING)
             if isinstance(exc, DrawRejected):
                 raise JobFailed("upload", f"the DRAW server refused the upload: {exc}") from None
             raise
@@ -201,8 +208,8 @@ def upload_prepared(settings: Settings, job_id: int, client: DrawClient) -> str:
     deadline = utcnow() + timedelta(hours=settings.import_deadline_hours)
     with session_scope(settings.db_url) as session:
         transfer = _transfer_for(session, job_id)
+        transfer_lifecycle.move(session, transfer, TransferStatus.SENT)
         transfer.server_task_id = task_id
-        transfer.status = "sent"
         transfer.uploaded_at = utcnow()
         transfer.deadline_at = deadline
         set_stage(session, job_id, "waiting for server", actor="draw_export")

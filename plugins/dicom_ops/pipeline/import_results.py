@@ -24,16 +24,22 @@ from dicom_ops.deid import DeidKeys, load_subject, load_uid_map
 from dicom_ops.delivery.cstore import DicomNode, send_files
 from dicom_ops.delivery.origin import DeliveryError, deliver_rtstruct
 from dicom_ops.delivery.validation import RtstructRejected
+from dicom_ops.draw import transfer_lifecycle
 from dicom_ops.draw.client import DrawClient
 from dicom_ops.draw.errors import DrawBusy, DrawChecksumMismatch, DrawNotFound, DrawTransientError
-from dicom_ops.jobs.lifecycle import fail_job, finish_job, get_job, set_stage
+from dicom_ops.draw.transfer_lifecycle import (
+    TransferStatus,
+    awaits_result,
+    is_ready_to_finish,
+    needs_confirm,
+    needs_fetch,
+)
+from dicom_ops.jobs.lifecycle import fail_job, finish_job, get_job, is_processing, set_stage
 from dicom_ops.pipeline.errors import JobFailed
 from dicom_ops.pipeline.workspace import job_work_dir
 
 log = logging.getLogger(__name__)
 
-WAITING = ("sent", "processing")
-READY_TO_FINISH = ("completed", "delivered")
 FETCH_ATTEMPTS = 3
 
 
@@ -55,7 +61,7 @@ def pending_transfers(settings: Settings) -> list[tuple[int, str]]:
         rows = session.execute(
             select(Transfer.job_id, Transfer.server_task_id)
             .join(Job, Job.id == Transfer.job_id)
-            .where(Transfer.status.in_(WAITING), Job.status == "processing")
+            .where(awaits_result.clause, is_processing.clause)
             .order_by(Transfer.id)
         ).all()
     return [(job_id, task_id) for job_id, task_id in rows]
@@ -83,12 +89,12 @@ def poll_transfers(settings: Settings, client: DrawClient, *, now: datetime | No
             transfer.poll_attempts += 1
             transfer.last_polled_at = moment
             if status.state == "completed":
-                transfer.status = "completed"
+                transfer_lifecycle.move(session, transfer, TransferStatus.COMPLETED,
+                                        event="server completed", message=status.raw,
+                                        actor="draw_import")
                 transfer.completed_at = moment
-                record_event(session, "server completed", status.raw, job_id=job_id,
-                             actor="draw_import")
             elif status.state == "processing":
-                transfer.status = "processing"
+                transfer_lifecycle.move(session, transfer, TransferStatus.PROCESSING)
             deadline = transfer.deadline_at
         if status.state == "completed":
             report.ready.append(job_id)
@@ -112,7 +118,7 @@ def _left_over_ready(settings: Settings, exclude: Sequence[int]) -> list[int]:
     with session_scope(settings.db_url) as session:
         rows = session.scalars(
             select(Transfer.job_id).join(Job, Job.id == Transfer.job_id)
-            .where(Transfer.status.in_(READY_TO_FINISH), Job.status == "processing")
+            .where(is_ready_to_finish.clause, is_processing.clause)
         ).all()
     return [job_id for job_id in rows if job_id not in exclude]
 
@@ -124,7 +130,7 @@ def fetch_and_deliver(settings: Settings, job_id: int, client: DrawClient,
         transfer = _transfer(session, job_id)
         task_id, status = transfer.server_task_id, transfer.status
         delivered = Path(transfer.delivered_path) if transfer.delivered_path else None
-    if status == "completed":
+    if needs_fetch(status):
         delivered = _fetch_and_write(settings, job_id, task_id, client)
         for node in destinations:
             with session_scope(settings.db_url) as session:
@@ -135,9 +141,10 @@ def fetch_and_deliver(settings: Settings, job_id: int, client: DrawClient,
                              f"{report.attempts} attempt(s)", job_id=job_id, actor="draw_import")
         with session_scope(settings.db_url) as session:
             transfer = _transfer(session, job_id)
-            transfer.status, transfer.delivered_at = "delivered", utcnow()
+            transfer_lifecycle.move(session, transfer, TransferStatus.DELIVERED)
+            transfer.delivered_at = utcnow()
             transfer.delivered_path = str(delivered)
-    elif status != "delivered":
+    elif not needs_confirm(status):
         raise JobFailed("deliver", f"transfer is {status}, not ready to deliver")
 
     with session_scope(settings.db_url) as session:
@@ -145,7 +152,8 @@ def fetch_and_deliver(settings: Settings, job_id: int, client: DrawClient,
     client.confirm(task_id)  # only now: the server deletes its copy after this
     with session_scope(settings.db_url) as session:
         transfer = _transfer(session, job_id)
-        transfer.status, transfer.confirmed_at = "confirmed", utcnow()
+        transfer_lifecycle.move(session, transfer, TransferStatus.CONFIRMED)
+        transfer.confirmed_at = utcnow()
         finish_job(session, job_id, turnaround_seconds=_turnaround(session, job_id,
                                                                    transfer.delivered_at),
                    actor="draw_import")
@@ -226,8 +234,7 @@ def _transfer(session, job_id: int) -> Transfer:
 
 def _fail(settings: Settings, job_id: int, stage: str, reason: str) -> None:
     with session_scope(settings.db_url) as session:
-        transfer = _transfer(session, job_id)
-        transfer.status = "failed"
-        if get_job(session, job_id).status == "processing":
+        transfer_lifecycle.move(session, _transfer(session, job_id), TransferStatus.FAILED)
+        if is_processing(get_job(session, job_id).status):
             fail_job(session, job_id, stage=stage, error=reason, actor="draw_import")
     log.warning("job %d failed at %s: %s", job_id, stage, reason)
