@@ -19,7 +19,7 @@ from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 from dicom_ops.airflow.app_settings import task_settings
 from dicom_ops.db.session import session_scope
-from dicom_ops.jobs.lifecycle import fail_job, get_job
+from dicom_ops.jobs.lifecycle import fail_job, get_job, is_processing
 from dicom_ops.pipeline.errors import JobFailed, StepError, redact_identifiers
 from dicom_ops.pipeline.plan import claim_jobs, plan_export
 
@@ -43,7 +43,7 @@ def redacted_errors(what: str) -> Iterator[None]:
 
 def mark_job_failed(job_id: int, stage: str, reason: str, actor: str) -> None:
     with session_scope(task_settings().db_url) as session:
-        if get_job(session, job_id).status == "processing":
+        if is_processing(get_job(session, job_id).status):
             fail_job(session, job_id, stage=stage, error=reason, actor=actor)
 
 
