@@ -29,10 +29,11 @@ from dicom_ops.db.audit import record_event
 from dicom_ops.db.models import Series, utcnow
 from dicom_ops.db.session import session_scope
 from dicom_ops.failures import log_failure
+from dicom_ops.files import remove_partial_files
 from dicom_ops.intake import datastore, series_registry
 from dicom_ops.intake.headers import InstanceHeader
 from dicom_ops.intake.series_registry import Round
-from dicom_ops.intake.storage import instance_filename, remove_partial_files
+from dicom_ops.intake.storage import instance_filename
 
 log = logging.getLogger("dicom_ops.completion")
 

@@ -15,13 +15,8 @@ import errno
 import os
 from pathlib import Path
 
-from dicom_ops.intake.storage import (
-    DICOM_SUFFIX,
-    fsync_directory,
-    is_valid_uid,
-    move_without_overwrite,
-    remove_partial_files,
-)
+from dicom_ops.files import fsync_directory, move_without_overwrite, remove_partial_files
+from dicom_ops.intake.storage import DICOM_SUFFIX, is_valid_uid
 
 ROUND_MARK = ".tmp-"
 

@@ -37,6 +37,7 @@ from dicom_ops.deid import (
 )
 from dicom_ops.draw.client import DrawClient
 from dicom_ops.draw.errors import DrawError, DrawRejected, DrawTransientError
+from dicom_ops.files import atomic_writer
 from dicom_ops.jobs.images import images_for_job
 from dicom_ops.jobs.lifecycle import set_stage
 from dicom_ops.pipeline.errors import JobFailed
@@ -47,6 +48,8 @@ log = logging.getLogger(__name__)
 
 TEMPLATE_MEMBER = "autosegmentation_template.yml"
 ZIP_NAME = "upload.zip"
+# The zip while it is packed; the cleanup counts a leftover one as an upload.
+PARTIAL_ZIP_NAME = ZIP_NAME + ".part"
 
 
 @dataclass(frozen=True)
@@ -136,16 +139,16 @@ def _deidentify_all(selections, deid_dir: Path, recipe, keys: DeidKeys) -> Serie
 def _pack(work: Path, files: list[Path], template_yaml: str) -> tuple[Path, str]:
     """Zip the de-identified files (by their new names) and the template; atomic."""
     zip_path = work / ZIP_NAME
-    partial = work / (ZIP_NAME + ".part")
-    with zipfile.ZipFile(partial, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as zf:
-        for path in files:  # <series position>/<new SOP Instance UID>.dcm
-            zf.write(path, f"{path.parent.name}/{path.name}")
-        zf.writestr(TEMPLATE_MEMBER, template_yaml)
     digest = hashlib.sha256()
-    with partial.open("rb") as handle:
+    with atomic_writer(zip_path, temporary=work / PARTIAL_ZIP_NAME) as handle:
+        with zipfile.ZipFile(handle, "w", compression=zipfile.ZIP_DEFLATED,
+                             compresslevel=1) as zf:
+            for path in files:  # <series position>/<new SOP Instance UID>.dcm
+                zf.write(path, f"{path.parent.name}/{path.name}")
+            zf.writestr(TEMPLATE_MEMBER, template_yaml)
+        handle.seek(0)
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
-    partial.replace(zip_path)
     return zip_path, digest.hexdigest()
 
 

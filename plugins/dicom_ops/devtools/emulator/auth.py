@@ -28,6 +28,7 @@ def keep_secret(path: Path, nbytes: int = 32) -> str:
         if value:
             return value
     value = secrets.token_urlsafe(nbytes)
+    path.parent.mkdir(parents=True, exist_ok=True)
     write_atomically(path, (value + "\n").encode(), mode=0o600)
     return value
 
