@@ -17,7 +17,8 @@ from dicom_ops.intake.headers import (
     header_from_file,
 )
 from dicom_ops.intake.quarantine import quarantine
-from dicom_ops.intake.storage import is_unfinished_name, is_valid_uid
+from dicom_ops.intake.storage import is_unfinished_name
+from dicom_ops.uids import is_valid_uid
 from pydicom.filebase import DicomBytesIO
 from pydicom.filewriter import write_dataset
 from pydicom.uid import (

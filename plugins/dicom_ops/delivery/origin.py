@@ -26,9 +26,10 @@ from pydicom.errors import InvalidDicomError
 from pydicom.uid import UID, RTStructureSetStorage
 
 from dicom_ops.delivery.part10 import encode_part10
-from dicom_ops.delivery.reidentify import new_uid, reidentify
+from dicom_ops.delivery.reidentify import reidentify
 from dicom_ops.delivery.validation import RtstructRejected, instance_uid_elements
 from dicom_ops.files import write_atomically
+from dicom_ops.uids import new_uid
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,8 @@ import os
 from pathlib import Path
 
 from dicom_ops.files import fsync_directory, move_without_overwrite, remove_partial_files
-from dicom_ops.intake.storage import DICOM_SUFFIX, is_valid_uid
+from dicom_ops.intake.storage import DICOM_SUFFIX
+from dicom_ops.uids import is_valid_uid
 
 ROUND_MARK = ".tmp-"
 

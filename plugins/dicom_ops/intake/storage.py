@@ -10,30 +10,14 @@ keeps the listener's C-STORE handler fast.
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Iterable
 from pathlib import Path
 
 from dicom_ops.files import write_atomically
+from dicom_ops.uids import is_valid_uid
 
-UID_MAX_LENGTH = 64
 DICOM_SUFFIX = ".dcm"
 FILE_MODE = 0o640  # patient data: owner and group (the pipeline's workers) only
-
-_UID_PATTERN = re.compile(r"[0-9]+(\.[0-9]+)*")
-
-
-def is_valid_uid(value: object) -> bool:
-    """A DICOM UID: digits in dot-separated components, 1-64 characters.
-
-    Only such values ever become file or folder names, so no ``/``, ``..`` or
-    empty component can reach a path.
-    """
-    return (
-        isinstance(value, str)
-        and 0 < len(value) <= UID_MAX_LENGTH
-        and _UID_PATTERN.fullmatch(value) is not None
-    )
 
 
 def instance_filename(sop_instance_uid: str) -> str:
