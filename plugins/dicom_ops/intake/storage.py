@@ -9,7 +9,6 @@ keeps the listener's C-STORE handler fast.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -25,11 +24,6 @@ def instance_filename(sop_instance_uid: str) -> str:
     if not is_valid_uid(sop_instance_uid):
         raise ValueError("not a valid SOP Instance UID")
     return sop_instance_uid + DICOM_SUFFIX
-
-
-def is_unfinished_name(name: str) -> bool:
-    """The sendit rule: a name whose last suffix starts with ``.tmp`` is still being written."""
-    return os.path.splitext(name)[1].startswith(".tmp")
 
 
 def write_intake_file(path: Path, chunks: Iterable[bytes | memoryview]) -> bool:
