@@ -18,6 +18,7 @@ from __future__ import annotations
 import errno
 import itertools
 import os
+import secrets
 import shutil
 import threading
 from collections.abc import Iterable, Iterator
@@ -98,6 +99,25 @@ def atomic_writer(path: Path, *, mode: int = DEFAULT_MODE, temporary: Path | Non
     _publish_part(part, path, overwrite=True)
     if sync_directory:
         fsync_directory(path.parent)
+
+
+def keep_secret(path: Path, nbytes: int = 32) -> str:
+    """A random secret generated once into ``path`` (mode 600) and read back later.
+
+    Two processes starting at once agree: the first copy written wins and the other
+    reads it. An empty file (a crash before this write was atomic) is replaced.
+    """
+    try:
+        kept = path.read_text().strip()
+    except FileNotFoundError:
+        kept = None
+    if kept:
+        return kept
+    value = secrets.token_urlsafe(nbytes)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if write_atomically(path, (value + "\n").encode(), overwrite=kept is not None, mode=0o600):
+        return value
+    return path.read_text().strip()
 
 
 def link_or_copy_atomically(source: Path, final: Path) -> bool:

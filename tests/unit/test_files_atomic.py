@@ -11,6 +11,7 @@ from dicom_ops import files
 from dicom_ops.files import (
     atomic_writer,
     is_partial_name,
+    keep_secret,
     move_without_overwrite,
     remove_partial_files,
     write_atomically,
@@ -177,3 +178,34 @@ def test_a_move_keeps_an_existing_target_and_drops_the_source(tmp_path):
     assert move_without_overwrite(source, target) is False
 
     assert target.read_bytes() == b"first copy" and not source.exists()
+
+
+def test_a_secret_is_made_once_private_and_read_back(tmp_path):
+    path = tmp_path / "emulator" / "access_token"
+
+    first = keep_secret(path)
+
+    assert keep_secret(path) == first and len(first) >= 32
+    assert path.stat().st_mode & 0o777 == 0o600
+
+
+def test_a_secret_another_process_wrote_meanwhile_wins(tmp_path, monkeypatch):
+    # given another process writes the secret between our look and our write
+    path = tmp_path / "secret_key"
+    real_write = files.write_atomically
+
+    def racing_write(target, chunks, **options):
+        real_write(target, b"theirs\n")
+        return real_write(target, chunks, **options)
+
+    monkeypatch.setattr(files, "write_atomically", racing_write)
+
+    assert keep_secret(path) == "theirs"
+    assert path.read_text() == "theirs\n"
+
+
+def test_an_empty_secret_file_is_replaced(tmp_path):
+    path = tmp_path / "signing_key"
+    path.write_text("")
+
+    assert keep_secret(path) == path.read_text().strip() != ""
