@@ -64,6 +64,7 @@ KIND_BY_TAG = {
 # kind wins when one UID is met in several places.
 DEFINING_TAGS = frozenset({0x0020000D, 0x0020000E, 0x00080018, 0x00020003, 0x00200052})
 
+
 def deid_uid(original: str, key: bytes) -> str:
     """The replacement of ``original``: ``2.25.<UUIDv8 integer>``, keyed and deterministic."""
     digest = hmac.new(key, original.encode("latin-1", "replace"), hashlib.sha256).digest()
