@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import secrets
 import shlex
 import subprocess
 import sys
@@ -21,6 +20,7 @@ from pathlib import Path
 
 from dicom_ops.config import REPO_ROOT, Settings, load_settings
 from dicom_ops.db.session import upgrade
+from dicom_ops.files import keep_secret
 from dicom_ops.supervisor import Program, Supervisor
 
 log = logging.getLogger("dicom_ops.stack")
@@ -54,24 +54,12 @@ class Stack:
         return Path(sys.executable).parent
 
 
-def _keep_secret(path: Path) -> str:
-    """A random secret generated once and kept (mode 600) for later starts."""
-    if path.exists():
-        return path.read_text().strip()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    value = secrets.token_urlsafe(32)
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(descriptor, "w") as handle:
-        handle.write(value + "\n")
-    return value
-
-
 def prepare(environ: dict[str, str] | None = None) -> Stack:
     """Environment of every process of the embedded stack."""
     env = dict(os.environ if environ is None else environ)
     data_root = Path(env.get("DICOM_OPS_DATA_ROOT", "./var")).resolve()
     env["DICOM_OPS_DATA_ROOT"] = str(data_root)
-    env.setdefault("DICOM_OPS_SECRET_KEY", _keep_secret(data_root / "secret_key"))
+    env.setdefault("DICOM_OPS_SECRET_KEY", keep_secret(data_root / "secret_key"))
     settings = load_settings(env)  # fails here, before anything starts, on a bad setting
     env["DICOM_OPS_DB_URL"] = settings.db_url
     bin_dir = str(Path(sys.executable).parent)
@@ -87,15 +75,15 @@ def prepare(environ: dict[str, str] | None = None) -> Stack:
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://{API_HOST}:{api_port}/execution/",
         "AIRFLOW__API__HOST": API_HOST,
         "AIRFLOW__API__PORT": str(api_port),
-        "AIRFLOW__API_AUTH__JWT_SECRET": _keep_secret(data_root / "airflow_jwt_secret"),
+        "AIRFLOW__API_AUTH__JWT_SECRET": keep_secret(data_root / "airflow_jwt_secret"),
         "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "30",
         "AIRFLOW__SCHEDULER__STANDALONE_DAG_PROCESSOR": "True",
     })
     return Stack(
         settings=settings,
         env=env,
-        emulator_token=_keep_secret(data_root / "emulator" / "access_token"),
-        emulator_refresh_token=_keep_secret(data_root / "emulator" / "refresh_token"),
+        emulator_token=keep_secret(data_root / "emulator" / "access_token"),
+        emulator_refresh_token=keep_secret(data_root / "emulator" / "refresh_token"),
     )
 
 

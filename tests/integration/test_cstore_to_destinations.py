@@ -14,7 +14,8 @@ import pydicom
 import pytest
 from dicom_ops.delivery.cstore import DicomNode, StoreFailed, send_files
 from dicom_ops.delivery.origin import deliver_to_origin
-from dicom_ops.delivery.reidentify import new_uid, reidentify
+from dicom_ops.delivery.reidentify import reidentify
+from dicom_ops.uids import new_uid
 from pydicom.uid import RTStructureSetStorage
 from pynetdicom import AE, ALL_TRANSFER_SYNTAXES, evt
 

@@ -23,9 +23,12 @@ class ReadySeries:
 
 
 def ready_series_on_disk(settings: Settings, patient_index: int = 0,
-                         geometry: SeriesGeometry = SMALL) -> ReadySeries:
-    """A synthetic CT in its origin folder with a `ready` row in the app DB."""
-    datasets = make_ct_series(synthetic_patient(patient_index), geometry)
+                         geometry: SeriesGeometry = SMALL, *,
+                         series_number: int = 1) -> ReadySeries:
+    """A synthetic CT in its origin folder with a `ready` row in the app DB (another
+    ``series_number`` gives another series of the same patient and study)."""
+    datasets = make_ct_series(synthetic_patient(patient_index), geometry,
+                              series_number=series_number)
     first = datasets[0]
     folder = settings.datastore_dir / first.StudyInstanceUID / first.SeriesInstanceUID
     write_series(datasets, folder)

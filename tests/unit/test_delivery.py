@@ -14,7 +14,7 @@ from dicom_ops.delivery.origin import (
     deliver_rtstruct,
     deliver_to_origin,
     quarantine_rtstruct,
-    write_atomically,
+    write_new_file,
 )
 from dicom_ops.delivery.reidentify import reidentify
 from dicom_ops.delivery.validation import RtstructRejected
@@ -137,7 +137,7 @@ def test_failed_write_leaves_neither_the_file_nor_a_temporary_one(tmp_path):
     target = tmp_path / "RS.1.dcm"
 
     with pytest.raises(TypeError):
-        write_atomically(target, object())  # type: ignore[arg-type]
+        write_new_file(target, object())  # type: ignore[arg-type]
 
     assert names(tmp_path) == set()
 

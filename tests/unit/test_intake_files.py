@@ -5,7 +5,9 @@ from __future__ import annotations
 import zlib
 
 import pytest
+from dicom_ops.files import link_or_copy_atomically, write_atomically
 from dicom_ops.intake import datastore
+from dicom_ops.intake.finished import is_unfinished_name
 from dicom_ops.intake.headers import (
     STATUS_INVALID_UID,
     STATUS_MISSING_UID,
@@ -16,12 +18,7 @@ from dicom_ops.intake.headers import (
     header_from_file,
 )
 from dicom_ops.intake.quarantine import quarantine
-from dicom_ops.intake.storage import (
-    is_unfinished_name,
-    is_valid_uid,
-    link_or_copy_atomically,
-    write_atomically,
-)
+from dicom_ops.uids import is_valid_uid
 from pydicom.filebase import DicomBytesIO
 from pydicom.filewriter import write_dataset
 from pydicom.uid import (

@@ -9,9 +9,10 @@ import re
 
 import pydicom
 import pytest
-from dicom_ops.delivery.reidentify import new_uid, reidentify
+from dicom_ops.delivery.reidentify import reidentify
 from dicom_ops.delivery.validation import RtstructRejected
 from dicom_ops.devtools.rtstruct_builder import referenced_uids
+from dicom_ops.uids import new_uid
 from pydicom.dataset import Dataset
 from pydicom.uid import UID
 

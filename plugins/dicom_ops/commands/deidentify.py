@@ -67,8 +67,11 @@ def _keys(settings):
 
 
 def _run(args: argparse.Namespace) -> int:
+    # deid.deidentify_and_check: the pipeline's own entry point, so what is shown is what
+    # the pipeline would send.
     from dicom_ops.config import get_settings
-    from dicom_ops.deid.engine import DeidError, deidentify_series
+    from dicom_ops.deid.checked import deidentify_and_check
+    from dicom_ops.deid.errors import DeidError
     from dicom_ops.deid.recipe import RecipeError, default_cache_dir, load_recipe
 
     settings = get_settings()
@@ -88,22 +91,23 @@ def _run(args: argparse.Namespace) -> int:
         raise CommandError(str(exc)) from None
     keys, throwaway = _keys(settings)
 
-    results = []
+    results = []  # each series is checked on its own: the folders may be different patients'
     for number, files in enumerate(groups.values(), start=1):
         target = out_dir if len(groups) == 1 else out_dir / f"series-{number:03d}"
         try:
-            results.append((target, deidentify_series(files, target, recipe, keys,
-                                                      workers=max(1, args.workers))))
+            results.append((target, deidentify_and_check(
+                [(files, target)], recipe, keys, workers=max(1, args.workers),
+                check_egress=not args.no_egress_check)))
         except DeidError as exc:
             raise CommandError(f"series {number} of {len(groups)}: {exc}") from None
 
-    _print_summary(results, recipe, in_dir)
+    _print_summary([(target, checked.series[0]) for target, checked in results], recipe, in_dir)
     if throwaway:
         print("key: throwaway (DICOM_OPS_SECRET_KEY is not set): UIDs, pseudonym and date shift "
               "differ from what the pipeline would send")
     if args.no_egress_check:
         return 0
-    return _egress_check(results)
+    return _report_egress_check([checked.findings for _, checked in results])
 
 
 def _print_summary(results, recipe, in_dir: Path) -> None:
@@ -127,12 +131,9 @@ def _print_summary(results, recipe, in_dir: Path) -> None:
     recipe.remember()
 
 
-def _egress_check(results) -> int:
-    from dicom_ops.deid.egress import find_identifiers
-
+def _report_egress_check(findings_by_series) -> int:
     failed = False
-    for number, (_, result) in enumerate(results, start=1):
-        findings = find_identifiers(result.files, result.identifiers)
+    for number, findings in enumerate(findings_by_series, start=1):
         if findings:
             failed = True
             print(f"egress check, series {number}: FAILED, the pipeline would send nothing:",

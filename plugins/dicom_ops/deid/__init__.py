@@ -1,5 +1,6 @@
 """De-identification: the recipe engine, keyed UIDs, pseudonyms and date shifts, the
-encrypted subject map and the PHI egress check.
+encrypted subject map and the PHI egress check; ``deidentify_and_check`` is the one
+entry point that runs the engine and then the check.
 
 Names are imported on first use (PEP 562), so ``import dicom_ops.deid.engine``
 stays light: a process that only de-identifies never loads pydicom, SQLAlchemy or
@@ -33,6 +34,10 @@ _EXPORTS = {
     "store_deid_maps": "store",
     "load_uid_map": "store",
     "load_subject": "store",
+    "CheckedDeidResult": "checked",
+    "DifferentPatients": "checked",
+    "SeriesNotDeidentified": "checked",
+    "deidentify_and_check": "checked",
     "EgressViolation": "egress",
     "egress_check": "egress",
     "find_identifiers": "egress",

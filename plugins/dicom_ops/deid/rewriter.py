@@ -76,7 +76,8 @@ from dicom_ops.deid.recipe import (
     Action,
     Recipe,
 )
-from dicom_ops.deid.uids import MAX_UID_LENGTH, UidMapper, is_instance_uid
+from dicom_ops.deid.uids import UidMapper, is_instance_uid
+from dicom_ops.uids import MAX_UID_LENGTH
 
 BURNED_IN_ANNOTATION = 0x00280301
 SOP_INSTANCE_UID = 0x00080018

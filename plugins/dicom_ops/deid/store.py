@@ -11,13 +11,14 @@ from sqlalchemy import delete, insert, select
 from sqlalchemy.orm import Session
 
 from dicom_ops.db.models import SubjectMap, UidMap
+from dicom_ops.deid.checked import CheckedDeidResult
 from dicom_ops.deid.engine import SeriesDeidResult
 from dicom_ops.deid.keys import DeidKeys
 from dicom_ops.deid.subject import decrypt_subject, encrypt_subject
 
 
-def store_deid_maps(session: Session, job_id: int, result: SeriesDeidResult,
-                    keys: DeidKeys) -> None:
+def store_deid_maps(session: Session, job_id: int,
+                    result: SeriesDeidResult | CheckedDeidResult, keys: DeidKeys) -> None:
     """Write the job's UID map and encrypted subject map, replacing earlier ones of the job
     (a retried de-identification gives the same UIDs)."""
     session.execute(delete(UidMap).where(UidMap.job_id == job_id))

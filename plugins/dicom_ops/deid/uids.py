@@ -12,7 +12,8 @@ The integer is a version-8 (RFC 9562 "custom") UUID made of the first 128 bits o
 HMAC-SHA256(uid key, original UID): ``2.25.`` is the arc for UUIDs (ITU-T X.667),
 the result is at most 44 characters, and the same original always gives the same
 replacement, so a re-sent series keeps its UIDs and references inside a series stay
-consistent.
+consistent. The UID arithmetic (the arc, the UUID bits, validity) is ``dicom_ops.uids``;
+this module says which UIDs are replaced and keeps the mapping.
 """
 
 from __future__ import annotations
@@ -20,9 +21,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 
-UID_ROOT = "2.25."
-STANDARD_ROOT = "1.2.840.10008."
-MAX_UID_LENGTH = 64
+from dicom_ops.uids import STANDARD_ROOT, as_uuid8, digest_int, uuid_uid
 
 # Attributes whose UIDs name a kind of thing, never an instance (tags from PS3.6).
 CLASS_UID_TAGS = frozenset({
@@ -65,19 +64,11 @@ KIND_BY_TAG = {
 # kind wins when one UID is met in several places.
 DEFINING_TAGS = frozenset({0x0020000D, 0x0020000E, 0x00080018, 0x00020003, 0x00200052})
 
-_VERSION_MASK = 0xF << 76
-_VERSION_8 = 0x8 << 76
-_VARIANT_MASK = 0x3 << 62
-_VARIANT_RFC = 0x2 << 62
-
 
 def deid_uid(original: str, key: bytes) -> str:
     """The replacement of ``original``: ``2.25.<UUIDv8 integer>``, keyed and deterministic."""
     digest = hmac.new(key, original.encode("latin-1", "replace"), hashlib.sha256).digest()
-    value = int.from_bytes(digest[:16], "big")
-    value = (value & ~_VERSION_MASK) | _VERSION_8
-    value = (value & ~_VARIANT_MASK) | _VARIANT_RFC
-    return f"{UID_ROOT}{value}"
+    return uuid_uid(as_uuid8(digest_int(digest)))
 
 
 def is_instance_uid(tag: int, value: str) -> bool:

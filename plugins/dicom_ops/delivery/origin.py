@@ -1,22 +1,21 @@
 """Putting an RTSTRUCT where people find it (the folder its CT came from), or, when it
 was rejected, aside in the quarantine with a note saying why.
 
-Writes are atomic and never replace a different file: write a hidden temporary
-file in the same folder, fsync it, hard-link it to its final name (which fails if
-the name is taken), fsync the folder. A reader (the TPS import, a folder watcher)
-sees either no file or the whole file. The same bytes delivered again (a retried
-task) are a no-op; different bytes under an existing name are an error.
+Writes are atomic and never replace a different file (``dicom_ops.files``: a hidden
+temporary file, fsynced, hard-linked to its final name, which fails if the name is
+taken, then the folder fsynced). A reader (the TPS import, a folder watcher) sees
+either no file or the whole file. Delivery's own rule on top: the same bytes
+delivered again (a retried task) are a no-op; different bytes under an existing
+name are an error.
 """
 
 from __future__ import annotations
 
-import errno
 import hashlib
 import io
 import logging
 import os
 import struct
-import tempfile
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,16 +26,14 @@ from pydicom.errors import InvalidDicomError
 from pydicom.uid import UID, RTStructureSetStorage
 
 from dicom_ops.delivery.part10 import encode_part10
-from dicom_ops.delivery.reidentify import new_uid, reidentify
+from dicom_ops.delivery.reidentify import reidentify
 from dicom_ops.delivery.validation import RtstructRejected, instance_uid_elements
-from dicom_ops.files import fsync_directory
+from dicom_ops.files import write_atomically
+from dicom_ops.uids import new_uid
 
 log = logging.getLogger(__name__)
 
 FILE_MODE = 0o644  # the TPS import often runs as another user
-# File systems without hard links (some SMB/NFS mounts) fall back to check-then-rename.
-_NO_HARD_LINKS = {errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.ENOSYS, errno.EMLINK,
-                  errno.EXDEV}
 
 
 class DeliveryError(RuntimeError):
@@ -52,31 +49,11 @@ def rtstruct_filename(ds: Dataset) -> str:
     return f"RS.{uid}.dcm"
 
 
-def write_atomically(path: Path, data: bytes) -> Path:
+def write_new_file(path: Path, data: bytes) -> Path:
     """Write ``data`` as ``path``, whole or not at all, never replacing a different file."""
-    folder = path.parent
-    fd, temp_name = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".tmp")
-    temp = Path(temp_name)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fchmod(handle.fileno(), FILE_MODE)
-            os.fsync(handle.fileno())
-        try:
-            os.link(temp, path)
-        except FileExistsError:
-            return _existing_if_identical(path, data)
-        except OSError as exc:
-            if exc.errno not in _NO_HARD_LINKS:
-                raise
-            if path.exists():
-                return _existing_if_identical(path, data)
-            os.replace(temp, path)
-        fsync_directory(folder)
+    if write_atomically(path, data, overwrite=False, mode=FILE_MODE):
         return path
-    finally:
-        temp.unlink(missing_ok=True)
+    return _existing_if_identical(path, data)
 
 
 def _existing_if_identical(path: Path, data: bytes) -> Path:
@@ -99,7 +76,7 @@ def deliver_to_origin(ds: Dataset, origin_folder: Path) -> Path:
         log.debug("origin folder missing: %s", folder)
         raise DeliveryError("the series' origin folder no longer exists; nothing delivered")
     check_folder_is_this_patients(folder, str(ds.get("PatientID", "")))
-    path = write_atomically(folder / rtstruct_filename(ds), encode_part10(ds))
+    path = write_new_file(folder / rtstruct_filename(ds), encode_part10(ds))
     log.info("RTSTRUCT delivered to the origin folder as %s", path.name)
     return path
 
@@ -131,14 +108,14 @@ def quarantine_rtstruct(raw: bytes | Path, quarantine_dir: Path, reason: str, jo
     folder = Path(quarantine_dir) / f"job-{job_id}"
     folder.mkdir(parents=True, exist_ok=True)
     stem = f"rtstruct-{moment:%Y%m%dT%H%M%SZ}-{digest[:12]}"
-    kept = write_atomically(folder / f"{stem}.dcm", data)
+    kept = write_new_file(folder / f"{stem}.dcm", data)
     note = (f"job: {job_id}\n"
             f"quarantined: {moment.isoformat(timespec='seconds')}\n"
             f"reason: {reason}\n"
             f"file: {kept.name} ({len(data)} bytes, sha256 {digest})\n"
             "This RTSTRUCT was not delivered anywhere. See the README, "
             "'Delivery and re-identification', for what to do.\n")
-    write_atomically(folder / f"{stem}.reason.txt", note.encode())
+    write_new_file(folder / f"{stem}.reason.txt", note.encode())
     log.warning("job %s: RTSTRUCT quarantined as %s: %s", job_id, kept.name, reason)
     return kept
 

@@ -26,16 +26,12 @@ the same file.
 from __future__ import annotations
 
 import copy
-import uuid
 from collections.abc import Iterable, Mapping
 
 from pydicom.datadict import dictionary_VR, tag_for_keyword
 from pydicom.dataset import Dataset
 from pydicom.tag import BaseTag
-from pydicom.uid import (
-    UID,
-    generate_uid,
-)
+from pydicom.uid import UID
 
 from dicom_ops.delivery.part10 import rtstruct_file_meta
 from dicom_ops.delivery.validation import (
@@ -47,7 +43,6 @@ from dicom_ops.delivery.validation import (
     validate_rtstruct,
 )
 
-UUID_ROOT = "2.25"
 UTF8 = "ISO_IR 192"
 # Must come from the subject data: an RTSTRUCT without them cannot be matched to a patient.
 REQUIRED_SUBJECT_KEYS = ("PatientID", "PatientName")
@@ -71,23 +66,6 @@ _NOT_FROM_SUBJECT = frozenset({"SOPClassUID", "Modality"})
 # The original images' character set, when the subject data carries it: used only if
 # a restored value is not ASCII.
 CHARACTER_SET_KEY = "SpecificCharacterSet"
-
-
-def new_uid(root: str = UUID_ROOT, *, seed: str | None = None) -> str:
-    """A new UID under ``root``: ``2.25.<UUID as integer>`` for the UUID root, otherwise
-    ``<root>.<digits>`` within 64 characters.
-
-    With ``seed`` the UID is derived from it (UUID version 5) instead of random: the
-    same seed gives the same UID, so a retried delivery does not make a second file.
-    """
-    root = root.rstrip(".")
-    if root == UUID_ROOT:
-        value = uuid.uuid5(uuid.NAMESPACE_OID, seed) if seed is not None else uuid.uuid4()
-        return f"{UUID_ROOT}.{value.int}"
-    uid = generate_uid(prefix=f"{root}.", entropy_srcs=[seed] if seed is not None else None)
-    if not UID(uid).is_valid:
-        raise ValueError(f"cannot make a valid UID under root {root!r}")
-    return str(uid)
 
 
 def reidentify(

@@ -19,6 +19,7 @@ from pydicom.sequence import Sequence as DicomSequence
 from pydicom.uid import RTStructureSetStorage
 
 from dicom_ops.delivery.part10 import rtstruct_file_meta
+from dicom_ops.uids import digest_int, uuid_uid
 
 # The conventional class UID of RTReferencedStudySequence items (Detached Study Management).
 STUDY_REFERENCE_CLASS_UID = "1.2.840.10008.3.1.2.3.1"
@@ -181,8 +182,7 @@ def _check_rois(rois: Sequence[RoiContours], image_classes: Mapping[str, str]) -
 
 def _derived_uid(kind: str, source: str) -> str:
     """A stable UID (2.25 form) derived from another, so rebuilding gives the same one."""
-    digest = hashlib.sha256(f"{kind}:{source}".encode()).digest()
-    return f"2.25.{int.from_bytes(digest[:16], 'big')}"
+    return uuid_uid(digest_int(hashlib.sha256(f"{kind}:{source}".encode()).digest()))
 
 
 def _image_reference(sop_class_uid: str, sop_instance_uid: str) -> Dataset:

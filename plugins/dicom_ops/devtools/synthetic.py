@@ -22,7 +22,9 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.sequence import Sequence as DicomSequence
 from pydicom.uid import PYDICOM_IMPLEMENTATION_UID, CTImageStorage, ExplicitVRLittleEndian
 
-SYNTHETIC_UID_ROOT = "1.2.826.0.1.3680043.8.498."  # pydicom's root, for made-up data
+from dicom_ops.uids import PYDICOM_ROOT, digest_int, uid_under_root
+
+SYNTHETIC_UID_ROOT = PYDICOM_ROOT  # pydicom's root, for made-up data
 PRIVATE_CREATOR = "DICOMOPS SYNTH"
 HU_AIR, HU_BODY, HU_LUNG, HU_BONE = -1000, 40, -800, 700
 RESCALE_INTERCEPT = -1024
@@ -34,8 +36,8 @@ _FAMILY = ("DOE", "SMITH", "GARCIA", "KHAN", "ZHANG", "IVANOVA", "DE VRIES", "OK
 
 def synthetic_uid(*parts: object) -> str:
     """A deterministic, valid UID under the synthetic root."""
-    digest = hashlib.sha256("|".join(str(p) for p in parts).encode()).hexdigest()
-    return SYNTHETIC_UID_ROOT + str(int(digest[:30], 16))[:36]
+    digest = hashlib.sha256("|".join(str(p) for p in parts).encode()).digest()
+    return uid_under_root(SYNTHETIC_UID_ROOT, digest_int(digest, bits=120), max_digits=36)
 
 
 @dataclass(frozen=True)

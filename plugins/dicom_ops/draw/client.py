@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import os
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -30,10 +28,11 @@ from dicom_ops.draw.errors import (
     DrawRejected,
     DrawTransientError,
 )
-from dicom_ops.files import fsync_directory
+from dicom_ops.files import atomic_writer
 
 CHECKSUM_HEADER = "X-File-Checksum"
 _CHUNK = 1024 * 1024
+DOWNLOAD_MODE = 0o600  # only we read a download; delivery writes its own copy for others
 _DETAIL_CHARS = 300
 
 _STATES = {
@@ -157,32 +156,21 @@ class DrawClient:
             if not expected:
                 raise DrawChecksumMismatch(f"{endpoint} sent no {CHECKSUM_HEADER} header",
                                            endpoint=endpoint, status_code=response.status_code)
-            descriptor, temp_name = tempfile.mkstemp(
-                dir=dest_path.parent, prefix=f".{dest_path.name}.", suffix=".part")
-            temp_path = Path(temp_name)
+            digest = hashlib.sha256()
             try:
-                digest = hashlib.sha256()
-                with os.fdopen(descriptor, "wb") as handle:
+                with atomic_writer(dest_path, mode=DOWNLOAD_MODE) as handle:
                     for chunk in response.iter_content(_CHUNK):
                         digest.update(chunk)
                         handle.write(chunk)
-                    handle.flush()
-                    os.fsync(handle.fileno())
-                actual = digest.hexdigest()
-                if actual != expected:
-                    raise DrawChecksumMismatch(
-                        f"{endpoint}: downloaded body has sha256 {actual}, "
-                        f"{CHECKSUM_HEADER} says {expected}",
-                        endpoint=endpoint, status_code=response.status_code)
-                os.replace(temp_path, dest_path)
-                fsync_directory(dest_path.parent)
+                    actual = digest.hexdigest()
+                    if actual != expected:  # raised inside: the body never gets its name
+                        raise DrawChecksumMismatch(
+                            f"{endpoint}: downloaded body has sha256 {actual}, "
+                            f"{CHECKSUM_HEADER} says {expected}",
+                            endpoint=endpoint, status_code=response.status_code)
             except requests.RequestException as exc:
-                temp_path.unlink(missing_ok=True)
                 raise DrawTransientError(f"{endpoint}: download interrupted ({type(exc).__name__})",
                                          endpoint=endpoint) from exc
-            except BaseException:
-                temp_path.unlink(missing_ok=True)
-                raise
         return actual
 
     def confirm(self, task_id: str) -> None:

@@ -5,7 +5,8 @@ make everything ready at the same moment; the queue instead registers at most
 ``number`` folders per run, oldest first, so the export works through the backlog
 as workers free up. Each direct subfolder of a queue folder is one drop, finished
 when its name does not end in a ``.tmp`` suffix and nothing in it changed for
-``quiet_seconds``. A folder is registered once, however often the queue runs.
+``quiet_seconds`` (``intake.finished``: the watcher's rule). A folder is registered
+once, however often the queue runs.
 """
 
 from __future__ import annotations
@@ -21,14 +22,13 @@ from sqlalchemy import Engine
 
 from dicom_ops.config import Settings
 from dicom_ops.db.session import create_engine_for, session_scope
+from dicom_ops.intake.finished import is_finished_folder
 from dicom_ops.intake.folder_intake import (
     FolderReport,
     normalised,
     register_folder,
     registered_paths,
 )
-from dicom_ops.intake.storage import is_unfinished_name
-from dicom_ops.intake.watcher import newest_change
 
 log = logging.getLogger("dicom_ops.queue")
 
@@ -100,8 +100,7 @@ def register_backlog(settings: Settings, *, number: int, subfolder: str | None =
         if len(result.registered) == number:
             result.remaining = len(todo) - index
             break
-        quiet = wall_clock() - newest_change(folder) >= settings.quiet_seconds
-        if is_unfinished_name(folder.name) or not quiet:
+        if not is_finished_folder(folder, wall_clock(), settings.quiet_seconds):
             result.unfinished += 1
             continue
         report = register_folder(settings, engine, folder, source="queue")

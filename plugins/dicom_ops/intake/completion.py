@@ -28,10 +28,12 @@ from sqlalchemy.exc import IntegrityError
 from dicom_ops.db.models import Series, utcnow
 from dicom_ops.db.session import session_scope
 from dicom_ops.failures import log_failure
+from dicom_ops.files import remove_partial_files
 from dicom_ops.intake import datastore, series_lifecycle, series_registry
+from dicom_ops.intake.finished import is_quiet
 from dicom_ops.intake.headers import InstanceHeader
 from dicom_ops.intake.series_registry import Round
-from dicom_ops.intake.storage import instance_filename, remove_partial_files
+from dicom_ops.intake.storage import instance_filename
 
 log = logging.getLogger("dicom_ops.completion")
 
@@ -173,7 +175,7 @@ class ReceivingTracker:
         with self._lock:
             done = [uid for uid, active in self._rounds.items()
                     if active.in_flight == 0 and not active.associations
-                    and now - active.last_arrival >= self.quiet_seconds]
+                    and is_quiet(active.last_arrival, now, self.quiet_seconds)]
             finished = [self._rounds.pop(uid) for uid in done] + self._retry
             self._retry = []
         self._flush_progress(now)

@@ -15,15 +15,13 @@ import errno
 import os
 from pathlib import Path
 
-from dicom_ops.intake.storage import (
-    DICOM_SUFFIX,
-    fsync_directory,
-    is_valid_uid,
-    move_without_overwrite,
-    remove_partial_files,
-)
+from dicom_ops.files import fsync_directory, move_without_overwrite, remove_partial_files
+from dicom_ops.intake.finished import UNFINISHED_SUFFIX
+from dicom_ops.intake.storage import DICOM_SUFFIX
+from dicom_ops.uids import is_valid_uid
 
-ROUND_MARK = ".tmp-"
+# <series>.tmp-<n>: unfinished by the sendit rule, so nothing takes a round for a finished folder
+ROUND_MARK = UNFINISHED_SUFFIX + "-"
 
 
 def series_folder(datastore: Path, study_uid: str, series_uid: str) -> Path:

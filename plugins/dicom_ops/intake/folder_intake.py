@@ -24,10 +24,11 @@ from dicom_ops.config import Settings
 from dicom_ops.db.models import IntakeFolder
 from dicom_ops.db.session import session_scope
 from dicom_ops.failures import log_failure
+from dicom_ops.files import link_or_copy_atomically
 from dicom_ops.intake import datastore, series_registry
 from dicom_ops.intake.headers import InstanceHeader, NotDicom, UnusableInstance, header_from_file
 from dicom_ops.intake.quarantine import quarantine
-from dicom_ops.intake.storage import instance_filename, link_or_copy_atomically
+from dicom_ops.intake.storage import instance_filename
 
 log = logging.getLogger("dicom_ops.folder_intake")
 

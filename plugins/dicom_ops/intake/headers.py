@@ -22,7 +22,7 @@ from pydicom.uid import (
     ImplicitVRLittleEndian,
 )
 
-from dicom_ops.intake.storage import is_valid_uid
+from dicom_ops.uids import is_valid_uid
 
 _LAST_TAG_NEEDED = 0x0020000E
 _UID_KEYWORDS = ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID")

@@ -41,10 +41,11 @@ from dicom_ops.config import Settings
 from dicom_ops.db.audit import record_event
 from dicom_ops.db.session import create_engine_for, session_scope
 from dicom_ops.failures import describe, log_failure
+from dicom_ops.files import free_disk_bytes
 from dicom_ops.intake.completion import CompletionChecker, ReceivingTracker
 from dicom_ops.intake.headers import UnusableInstance, header_from_dataset_bytes
 from dicom_ops.intake.quarantine import quarantine
-from dicom_ops.intake.storage import free_disk_bytes, write_atomically
+from dicom_ops.intake.storage import write_intake_file
 
 log = logging.getLogger("dicom_ops.listener")
 
@@ -234,7 +235,7 @@ class Listener:
                          event.context.transfer_syntax, calling_aet)
         stored = False
         try:
-            write_atomically(reservation.path, [meta, raw])
+            write_intake_file(reservation.path, [meta, raw])
             stored = True
         except OSError as exc:
             log.error("series #%d: cannot write an instance (%s); refused with 0xA700",

@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from dicom_ops.intake.storage import write_atomically
+from dicom_ops.intake.storage import write_intake_file
 
 log = logging.getLogger("dicom_ops.quarantine")
 
@@ -36,9 +36,9 @@ def quarantine(quarantine_dir: Path, chunks: Iterable[bytes | memoryview], reaso
         number = next(_numbers)
     stem = f"{now:%Y%m%dT%H%M%S}-{os.getpid()}-{number:06d}"
     data_path = quarantine_dir / (stem + suffix)
-    write_atomically(data_path, chunks)
+    write_intake_file(data_path, chunks)
     lines = [f"reason: {reason}", f"quarantined_at: {now.isoformat(timespec='seconds')}"]
     lines += [f"{key}: {value}" for key, value in (details or {}).items()]
-    write_atomically(quarantine_dir / (stem + REASON_SUFFIX), [("\n".join(lines) + "\n").encode()])
+    write_intake_file(quarantine_dir / (stem + REASON_SUFFIX), [("\n".join(lines) + "\n").encode()])
     log.warning("quarantined %s: %s", data_path.name, reason)
     return data_path

@@ -3,7 +3,8 @@
 Each direct subfolder of a watch folder is one drop (it may hold several series).
 A drop is finished when its name's last suffix does not start with ``.tmp`` and
 it has been quiet for ``quiet_seconds``: no file system event for it, and nothing
-in it (files or folders) modified more recently than that. It is then registered
+in it (files or folders) modified more recently than that (the rule is
+``intake.finished``, shared with the listener and the queue). It is then registered
 once (``folder_intake``).
 
 Cost stays with what is new: inotify (through ``watchdog``) watches each watch
@@ -31,31 +32,19 @@ from dicom_ops.config import Settings
 from dicom_ops.db.models import IntakeFolder
 from dicom_ops.db.session import create_engine_for, session_scope
 from dicom_ops.failures import log_failure
+from dicom_ops.intake.finished import is_quiet, is_unfinished_name, newest_change
 from dicom_ops.intake.folder_intake import (
     FolderReport,
     normalised,
     register_folder,
     registered_paths,
 )
-from dicom_ops.intake.storage import is_unfinished_name
 
 log = logging.getLogger("dicom_ops.watcher")
 
 
 class WatchFolderMissing(RuntimeError):
     pass
-
-
-def newest_change(folder: Path) -> float:
-    """The latest mtime of ``folder`` and anything in it (0 if it vanished)."""
-    newest = 0.0
-    for root, dirs, names in os.walk(folder):
-        for name in (*dirs, *names, "."):
-            try:
-                newest = max(newest, os.stat(os.path.join(root, name)).st_mtime)
-            except FileNotFoundError:
-                continue
-    return newest
 
 
 class _Events(FileSystemEventHandler):
@@ -142,14 +131,16 @@ class FolderWatcher:
         self._watch_pending_drops(pending)
         reports = []
         for folder, changed in pending.items():
-            if now - changed < self.quiet_seconds:
+            if not is_quiet(changed, now, self.quiet_seconds):
                 continue
             if not folder.is_dir() or is_unfinished_name(folder.name):
                 # Gone, a file, or still being written: its rename brings it back.
                 self._forget(folder, since=now)
                 continue
-            age = self.wall_clock() - newest_change(folder)
-            if age < self.quiet_seconds:
+            wall_now = self.wall_clock()
+            last_write = newest_change(folder)
+            if not is_quiet(last_write, wall_now, self.quiet_seconds):
+                age = wall_now - last_write
                 with self._lock:
                     self._pending[folder] = max(self._pending.get(folder, 0.0), now - age)
                 continue

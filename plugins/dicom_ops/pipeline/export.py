@@ -1,7 +1,8 @@
 """The export half of the loop, without Airflow: one job from its series to the DRAW server.
 
 ``prepare_upload`` does a job's whole preparation inside its own work folder
-(select images -> de-identify -> store the maps -> egress check -> zip + sha256);
+(select images -> de-identify -> store the maps -> egress check, through
+``deid.deidentify_and_check`` -> zip + sha256);
 ``upload_prepared`` sends the zip once. Both are safe to run again after a crash:
 preparation starts its folder afresh, and an upload whose outcome is unknown is
 never repeated blindly.
@@ -13,7 +14,8 @@ import hashlib
 import logging
 import shutil
 import zipfile
-from dataclasses import dataclass, replace
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 
@@ -26,12 +28,11 @@ from dicom_ops.db.models import Job, Transfer, utcnow
 from dicom_ops.db.session import session_scope
 from dicom_ops.deid import (
     BurnedInAnnotationError,
-    DeidError,
+    CheckedDeidResult,
     DeidKeys,
-    EgressViolation,
-    SeriesDeidResult,
-    deidentify_series,
-    egress_check,
+    DifferentPatients,
+    SeriesNotDeidentified,
+    deidentify_and_check,
     load_recipe,
     store_deid_maps,
 )
@@ -44,6 +45,7 @@ from dicom_ops.draw.transfer_lifecycle import (
     is_sent,
     is_unknown_outcome,
 )
+from dicom_ops.files import atomic_writer
 from dicom_ops.jobs.images import images_for_job
 from dicom_ops.jobs.lifecycle import set_stage
 from dicom_ops.pipeline.errors import JobFailed
@@ -54,6 +56,8 @@ log = logging.getLogger(__name__)
 
 TEMPLATE_MEMBER = "autosegmentation_template.yml"
 ZIP_NAME = "upload.zip"
+# The zip while it is packed; the cleanup counts a leftover one as an upload.
+PARTIAL_ZIP_NAME = ZIP_NAME + ".part"
 
 
 @dataclass(frozen=True)
@@ -88,16 +92,16 @@ def prepare_upload(settings: Settings, job_id: int) -> PreparedUpload:
     recipe = load_recipe(settings.deid_recipe)
     with session_scope(url) as session:
         set_stage(session, job_id, "deidentify")
-    result = _deidentify_all(selections, deid_dir, recipe, keys)
 
-    with session_scope(url) as session:
-        store_deid_maps(session, job_id, result, keys)
-        set_stage(session, job_id, "egress check")
-    try:
-        egress_check(result.files, result.identifiers)
-    except EgressViolation as violation:
+    def record_maps(deidentified: CheckedDeidResult) -> None:
+        with session_scope(url) as session:
+            store_deid_maps(session, job_id, deidentified, keys)
+            set_stage(session, job_id, "egress check")
+
+    result = _deidentify_and_check(selections, deid_dir, recipe, keys, record_maps)
+    if result.violation is not None:
         shutil.rmtree(deid_dir, ignore_errors=True)
-        raise JobFailed("egress check", f"identifier left in outgoing data: {violation}") from None
+        raise JobFailed("egress check", f"identifier left in outgoing data: {result.violation}")
 
     with session_scope(url) as session:
         set_stage(session, job_id, "package")
@@ -113,46 +117,37 @@ def prepare_upload(settings: Settings, job_id: int) -> PreparedUpload:
     return PreparedUpload(job_id, zip_path, sha256, len(result.files))
 
 
-def _deidentify_all(selections, deid_dir: Path, recipe, keys: DeidKeys) -> SeriesDeidResult:
-    """De-identify each series of the job into its own folder and merge the results."""
-    merged: SeriesDeidResult | None = None
-    for position, selection in enumerate(selections):
-        files = [image.path for image in selection.images]
-        try:
-            result = deidentify_series(files, deid_dir / f"{position:02d}", recipe, keys)
-        except BurnedInAnnotationError:
-            raise JobFailed("deidentify", f"series #{selection.series_id}: burned-in "
-                                          "annotation (BurnedInAnnotation = YES); not sent") from None
-        except DeidError as exc:
-            raise JobFailed("deidentify", f"series #{selection.series_id}: {exc}") from None
-        if merged is None:
-            merged = result
-            continue
-        if result.pseudonym != merged.pseudonym:
-            raise JobFailed("deidentify", "the job's series belong to different patients")
-        merged = replace(
-            merged,
-            files=merged.files + result.files,
-            uid_map={**merged.uid_map, **result.uid_map},
-            identifiers=merged.identifiers | result.identifiers,
-        )
-    assert merged is not None
-    return merged
+def _deidentify_and_check(selections, deid_dir: Path, recipe, keys: DeidKeys,
+                          record_maps: Callable[[CheckedDeidResult], None]
+                          ) -> CheckedDeidResult:
+    """De-identify each series of the job into its own folder and check them together."""
+    series = [([image.path for image in selection.images], deid_dir / f"{position:02d}")
+              for position, selection in enumerate(selections)]
+    try:
+        return deidentify_and_check(series, recipe, keys, on_deidentified=record_maps)
+    except SeriesNotDeidentified as failed:
+        series_id = selections[failed.position].series_id
+        if isinstance(failed.cause, BurnedInAnnotationError):
+            raise JobFailed("deidentify", f"series #{series_id}: burned-in annotation "
+                                          "(BurnedInAnnotation = YES); not sent") from None
+        raise JobFailed("deidentify", f"series #{series_id}: {failed.cause}") from None
+    except DifferentPatients:
+        raise JobFailed("deidentify", "the job's series belong to different patients") from None
 
 
 def _pack(work: Path, files: list[Path], template_yaml: str) -> tuple[Path, str]:
     """Zip the de-identified files (by their new names) and the template; atomic."""
     zip_path = work / ZIP_NAME
-    partial = work / (ZIP_NAME + ".part")
-    with zipfile.ZipFile(partial, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=1) as zf:
-        for path in files:  # <series position>/<new SOP Instance UID>.dcm
-            zf.write(path, f"{path.parent.name}/{path.name}")
-        zf.writestr(TEMPLATE_MEMBER, template_yaml)
     digest = hashlib.sha256()
-    with partial.open("rb") as handle:
+    with atomic_writer(zip_path, temporary=work / PARTIAL_ZIP_NAME) as handle:
+        with zipfile.ZipFile(handle, "w", compression=zipfile.ZIP_DEFLATED,
+                             compresslevel=1) as zf:
+            for path in files:  # <series position>/<new SOP Instance UID>.dcm
+                zf.write(path, f"{path.parent.name}/{path.name}")
+            zf.writestr(TEMPLATE_MEMBER, template_yaml)
+        handle.seek(0)
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
-    partial.replace(zip_path)
     return zip_path, digest.hexdigest()
 
 

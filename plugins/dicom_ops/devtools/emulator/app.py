@@ -25,7 +25,7 @@ from urllib.parse import parse_qs
 from fastapi import Body, FastAPI, File, Form, HTTPException, Request, UploadFile
 from fastapi.responses import JSONResponse, Response
 
-from dicom_ops.devtools.emulator.auth import TokenAuthority, keep_secret
+from dicom_ops.devtools.emulator.auth import TokenAuthority
 from dicom_ops.devtools.emulator.faults import FaultError, Faults
 from dicom_ops.devtools.emulator.processing import Processor
 from dicom_ops.devtools.emulator.store import (
@@ -44,6 +44,7 @@ from dicom_ops.devtools.emulator.uploads import (
     save_stream,
     unpack_upload,
 )
+from dicom_ops.files import keep_secret
 
 log = logging.getLogger("dicom_ops.devtools.emulator")
 

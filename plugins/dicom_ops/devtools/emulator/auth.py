@@ -13,23 +13,10 @@ import hmac
 import secrets
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 from dicom_ops.devtools.emulator.faults import Faults
-from dicom_ops.files import write_atomically
 
 _PREFIX = "emu1"
-
-
-def keep_secret(path: Path, nbytes: int = 32) -> str:
-    """A random secret generated once into ``path`` (mode 600) and read back later."""
-    if path.exists():
-        value = path.read_text().strip()
-        if value:
-            return value
-    value = secrets.token_urlsafe(nbytes)
-    write_atomically(path, (value + "\n").encode(), mode=0o600)
-    return value
 
 
 class TokenAuthority:
