@@ -32,7 +32,7 @@ from dicom_ops.db.models import Event, Job, JobSeries, Series, Transfer
 from dicom_ops.db.session import session_scope
 from dicom_ops.intake.datastore import ROUND_MARK
 from dicom_ops.intake.series_lifecycle import is_receiving
-from dicom_ops.pipeline.export import ZIP_NAME
+from dicom_ops.pipeline.export import PARTIAL_ZIP_NAME, ZIP_NAME
 from dicom_ops.pipeline.workspace import job_id_of_work_dir
 
 
@@ -56,7 +56,7 @@ def survey_work(ctx: Context) -> tuple[list[Item], list[Held]]:
         label = f"job {job_id}"
         items.append(Item("work", label, (folder,), since, disk.tree_size(folder),
                           job_id=job_id))
-        zips = tuple(p for p in (folder / ZIP_NAME, folder / f"{ZIP_NAME}.part") if p.exists())
+        zips = tuple(p for p in (folder / ZIP_NAME, folder / PARTIAL_ZIP_NAME) if p.exists())
         if zips:
             items.append(Item("uploads", label, zips, since,
                               sum(disk.tree_size(p) for p in zips), job_id=job_id))
