@@ -31,7 +31,7 @@ Long because a recipe's meaning is kept in one place: the rules above, the check
 refuse what dicom-ops would read differently from deid (``_check_lines``,
 ``_field_matcher``, ``_value_spec``), and the compiler that applies those rules to each
 kind of element (``Recipe._compile``) must agree line for line, and the tests that pin
-our reading to deid's (``tests/unit/test_deid_agreement.py``) exercise them together.
+our reading to deid's (``tests/unit/deid/test_deid_agreement.py``) exercise them together.
 The on-disk cache (about 60 lines) stores the checked ``Action`` lines and rebuilds a
 ``Recipe`` from them, so it stays beside both.
 """
