@@ -236,6 +236,10 @@ SETTINGS: tuple[Setting, ...] = (
             "(never datastore folders or events). Keep it above DICOM_OPS_MIN_FREE_DISK."),
     Setting("import_deadline_hours", "6", _int_range(1, 720), "an integer 1-720",
             "A transfer not finished on the server after this long fails as timed out."),
+    Setting("max_upload_attempts", "3", _int_range(1, 20), "an integer 1-20",
+            "Upload attempts per job whose outcome may be unknown (timeout, dropped "
+            "connection, crash mid-send) before the job fails; each one is retried "
+            "automatically and recorded in upload_attempt."),
     Setting("upload_slots", "2", _int_range(1, 64), "an integer 1-64",
             "Slots of the Airflow pool draw_upload (concurrent uploads)."),
     Setting("destinations", "", _name_list, "comma-separated Airflow connection ids",
@@ -277,6 +281,7 @@ class Settings:
     retention_events_days: int | None
     cleanup_watermark: int
     import_deadline_hours: int
+    max_upload_attempts: int
     upload_slots: int
     destinations: tuple[str, ...]
     log_level: str

@@ -40,6 +40,20 @@ TRANSFER_STATUSES = (
     "confirmed",  # server told we received it
     "failed",
 )
+# What became of one upload attempt (``upload_attempt.outcome``).
+UPLOAD_OUTCOMES = (
+    "unknown",  # sent (or being sent) and never answered: the server may hold a copy
+    "accepted",  # the server answered with a task id
+    "refused",  # provably not received: an HTTP error answer, or no connection at all
+)
+# What became of an accepted attempt's task on the server (``upload_attempt.server_copy``);
+# NULL while the server still holds it (or it is the job's own result, still in progress).
+SERVER_COPY_FATES = (
+    "confirmed",  # the server was told "received" and deletes its copy
+    "failed",  # the server failed the task: nothing to fetch or confirm
+    "gone",  # the server no longer knows the task (404)
+    "abandoned",  # not finished by the import deadline; no longer polled
+)
 UID_KINDS = ("study", "series", "sop", "frame_of_reference", "other")
 INTAKE_FOLDER_STATES = ("registered", "empty")
 
@@ -212,6 +226,36 @@ class Transfer(Base):
     delivered_path: Mapped[str | None] = mapped_column(Text)
 
     job: Mapped[Job] = relationship(back_populates="transfer")
+
+
+class UploadAttempt(Base):
+    """One attempt to upload a job's zip, recorded before the zip is sent.
+
+    The transfer row says where the job's exchange stands; these rows remember every
+    attempt, so an attempt whose answer was lost still counts against
+    ``DICOM_OPS_MAX_UPLOAD_ATTEMPTS``, and a task the server did answer for is
+    polled and confirmed even when another attempt's result was delivered.
+    """
+
+    __tablename__ = "upload_attempt"
+    __table_args__ = (
+        UniqueConstraint("job_id", "number", name="job_number"),
+        CheckConstraint(_in("outcome", UPLOAD_OUTCOMES), name="outcome"),
+        CheckConstraint(f"server_copy IS NULL OR {_in('server_copy', SERVER_COPY_FATES)}",
+                        name="server_copy"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("job.id", ondelete="CASCADE"), index=True)
+    number: Mapped[int] = mapped_column(Integer)  # 1, 2, ... per job
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    outcome: Mapped[str] = mapped_column(String(16), default="unknown")
+    # Why: "timed out", "connection dropped", "answered 500". Endpoints and codes only.
+    detail: Mapped[str | None] = mapped_column(Text)
+    server_task_id: Mapped[str | None] = mapped_column(String(256), index=True)
+    server_copy: Mapped[str | None] = mapped_column(String(16))
+    server_copy_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class UidMap(Base):

@@ -3,9 +3,10 @@
 ``prepare_upload`` does a job's whole preparation inside its own work folder
 (select images -> de-identify -> store the maps -> egress check, through
 ``deid.deidentify_and_check`` -> zip + sha256);
-``upload_prepared`` sends the zip once. Both are safe to run again after a crash:
-preparation starts its folder afresh, and an upload whose outcome is unknown is
-never repeated blindly.
+``upload_prepared`` sends the zip. Both are safe to run again after a crash:
+preparation starts its folder afresh, and every upload attempt is recorded before
+it is sent, so one whose outcome is unknown is uploaded again only within
+``DICOM_OPS_MAX_UPLOAD_ATTEMPTS`` (the import delivers one result per job).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
+from typing import NoReturn
 
 import requests
 from sqlalchemy import select
@@ -41,9 +43,9 @@ from dicom_ops.draw.client import DrawClient
 from dicom_ops.draw.errors import DrawError, DrawRejected, DrawTransientError
 from dicom_ops.draw.transfer_lifecycle import (
     TransferStatus,
-    awaits_upload,
     is_sent,
     is_unknown_outcome,
+    may_upload,
 )
 from dicom_ops.files import atomic_writer
 from dicom_ops.jobs.images import images_for_job
@@ -110,7 +112,9 @@ def prepare_upload(settings: Settings, job_id: int) -> PreparedUpload:
     with session_scope(url) as session:
         transfer = _transfer_for(session, job_id)
         transfer.zip_sha256 = sha256
-        if not is_sent(transfer.status):
+        # A sent transfer keeps its task; an uploading one keeps its unknown attempts
+        # (the next upload is another attempt, counted against the bound).
+        if not (is_sent(transfer.status) or is_unknown_outcome(transfer.status)):
             transfer_lifecycle.move(session, transfer, TransferStatus.PENDING)
         record_event(session, "packed", f"{len(result.files)} images, zip sha256 {sha256[:12]}",
                      job_id=job_id, actor="draw_export")
@@ -159,24 +163,34 @@ def _transfer_for(session, job_id: int) -> Transfer:
     return transfer
 
 
-def upload_prepared(settings: Settings, job_id: int, client: DrawClient) -> str:
-    """Upload the job's zip once; returns the server's task id (recorded before returning).
+class UploadOutcomeUnknown(DrawTransientError):
+    """An upload attempt ended without an answer (timeout, dropped connection): the server
+    may hold a copy. Transient: the next try uploads again, within
+    ``DICOM_OPS_MAX_UPLOAD_ATTEMPTS``, and the import delivers one result only."""
 
-    A retry after a crash never uploads twice: a transfer left ``uploading`` means an
-    earlier attempt may have reached the server, so the job fails and asks a person
-    to check the server and resend, instead of guessing.
+
+def upload_prepared(settings: Settings, job_id: int, client: DrawClient) -> str:
+    """Upload the job's zip; returns the server's task id (recorded before returning).
+
+    Every attempt is recorded (outcome unknown) before the zip is sent, and the
+    server's answer in the first transaction after the HTTP response is read. An
+    attempt that provably did not reach the server is retried freely (the caller's
+    retries); one whose outcome is unknown raises :class:`UploadOutcomeUnknown` and
+    the next call uploads again, until ``settings.max_upload_attempts`` attempts
+    are unknown: then the job fails (permanent). A task an unanswered attempt made
+    stays unknown to us (the DRAW API lists no tasks); a task we know of that is not
+    delivered is confirmed by the import, so each job delivers one RTSTRUCT.
     """
     work = job_work_dir(settings, job_id)
     with session_scope(settings.db_url) as session:
         transfer = _transfer_for(session, job_id)
-        if transfer.server_task_id:
-            return transfer.server_task_id  # uploaded by an earlier try of this task
-        if is_unknown_outcome(transfer.status):
-            raise JobFailed("upload", "an earlier upload attempt ended without an answer, so "
-                                      "the server may hold a copy; check the DRAW server, then "
-                                      "resend the job")
-        if not awaits_upload(transfer.status) or not transfer.zip_sha256:
+        if not may_upload(transfer.status):
+            if transfer.server_task_id:
+                return transfer.server_task_id  # uploaded by an earlier try of this task
             raise JobFailed("upload", f"nothing to upload (transfer is {transfer.status})")
+        if not transfer.zip_sha256:
+            raise JobFailed("upload", f"nothing to upload (transfer is {transfer.status})")
+        _check_attempts_left(settings, session, job_id)
         sha256 = transfer.zip_sha256
     zip_path = work / ZIP_NAME
     if not zip_path.exists():
@@ -184,34 +198,57 @@ def upload_prepared(settings: Settings, job_id: int, client: DrawClient) -> str:
 
     client.health()  # DrawBusy propagates: the caller waits, the job does not fail
     with session_scope(settings.db_url) as session:
-        transfer = _transfer_for(session, job_id)
-        transfer_lifecycle.move(session, transfer, TransferStatus.UPLOADING)
-        transfer.upload_attempts += 1
+        attempt = transfer_lifecycle.start_attempt(session, _transfer_for(session, job_id),
+                                                   actor="draw_export").number
         set_stage(session, job_id, "upload", actor="draw_export")
     try:
         task_id = client.upload(zip_path, sha256)
     except DrawError as exc:
-        if provably_not_received(exc):
-            with session_scope(settings.db_url) as session:
-                transfer_lifecycle.move(session, _transfer_for(session, job_id),
-                                        TransferStatus.PENDING)
-            if isinstance(exc, DrawRejected):
-                raise JobFailed("upload", f"the DRAW server refused the upload: {exc}") from None
-            raise
-        raise JobFailed("upload", f"upload outcome unknown ({exc}); the server may hold a "
-                                  "copy: check it, then resend the job") from None
+        _raise_for_unanswered_attempt(settings, job_id, attempt, exc)
     deadline = utcnow() + timedelta(hours=settings.import_deadline_hours)
-    with session_scope(settings.db_url) as session:
-        transfer = _transfer_for(session, job_id)
-        transfer_lifecycle.move(session, transfer, TransferStatus.SENT)
-        transfer.server_task_id = task_id
-        transfer.uploaded_at = utcnow()
-        transfer.deadline_at = deadline
+    with session_scope(settings.db_url) as session:  # first thing: the answer is durable
+        transfer_lifecycle.record_answer(session, job_id, attempt, task_id,
+                                         deadline=deadline, actor="draw_export")
         set_stage(session, job_id, "waiting for server", actor="draw_export")
-        record_event(session, "uploaded", f"server task {task_id}", job_id=job_id,
-                     actor="draw_export")
-    log.info("job %d uploaded as server task %s", job_id, task_id)
+    log.info("job %d uploaded as server task %s (attempt %d)", job_id, task_id, attempt)
     return task_id
+
+
+def _check_attempts_left(settings: Settings, session, job_id: int) -> None:
+    unknown = transfer_lifecycle.unknown_attempts(session, job_id)
+    if unknown >= settings.max_upload_attempts:
+        raise JobFailed("upload", _attempts_used_up(unknown, settings.max_upload_attempts))
+
+
+def _attempts_used_up(unknown: int, bound: int) -> str:
+    return (f"no answer to {unknown} upload attempt(s) (timeout or dropped connection; "
+            f"DICOM_OPS_MAX_UPLOAD_ATTEMPTS={bound}): gave up; the server may hold a copy "
+            "we cannot name, no result of it is delivered")
+
+
+def _raise_for_unanswered_attempt(settings: Settings, job_id: int, attempt: int,
+                                  exc: DrawError) -> NoReturn:
+    """Record how attempt ``attempt`` ended without a task id, and raise what the caller
+    should see: the original error (retry freely), ``UploadOutcomeUnknown`` (upload
+    again), or ``JobFailed`` (refused for good, or the bound is used up)."""
+    detail = f"{type(exc).__name__}: {exc}"
+    if provably_not_received(exc):
+        with session_scope(settings.db_url) as session:
+            transfer_lifecycle.record_refused(session, job_id, attempt, detail)
+        if isinstance(exc, DrawRejected):
+            raise JobFailed("upload", f"the DRAW server refused the upload: {exc}") from None
+        raise exc
+    with session_scope(settings.db_url) as session:
+        unknown = transfer_lifecycle.record_no_answer(session, job_id, attempt, detail)
+    log.warning("job %d: upload attempt %d ended without an answer (%s)", job_id, attempt,
+                type(exc).__name__)
+    if unknown >= settings.max_upload_attempts:
+        raise JobFailed("upload", _attempts_used_up(unknown, settings.max_upload_attempts)
+                        ) from None
+    raise UploadOutcomeUnknown(
+        f"upload attempt {attempt} of job {job_id} ended without an answer ({exc}); "
+        f"uploading again ({unknown} of {settings.max_upload_attempts} attempts unknown)",
+        endpoint=exc.endpoint) from None
 
 
 def provably_not_received(exc: DrawError) -> bool:

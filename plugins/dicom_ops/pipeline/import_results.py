@@ -4,6 +4,13 @@ task fetch -> verify -> validate and re-identify (fail closed) -> deliver -> con
 Every step records where it got to in the transfer row, so a retried or restarted
 task resumes: a delivered RTSTRUCT is not fetched again, a confirmed one not confirmed
 twice, and the server is told "received" only after delivery succeeded.
+
+One RTSTRUCT per job: the server may hold several tasks for one job (it was uploaded
+again, see ``export.upload_prepared``). Each poll also follows the job's other tasks
+we know the id of (``transfer_lifecycle.further_results``): the first to finish while
+the job still waits becomes its result; every other one is confirmed to the server
+when it finishes (so the server deletes its copy), never fetched, never delivered,
+and recorded as an audit event.
 """
 
 from __future__ import annotations
@@ -11,7 +18,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy import select
@@ -26,8 +33,17 @@ from dicom_ops.delivery.origin import DeliveryError, deliver_rtstruct
 from dicom_ops.delivery.validation import RtstructRejected
 from dicom_ops.draw import transfer_lifecycle
 from dicom_ops.draw.client import DrawClient
-from dicom_ops.draw.errors import DrawBusy, DrawChecksumMismatch, DrawNotFound, DrawTransientError
+from dicom_ops.draw.errors import (
+    DrawBusy,
+    DrawChecksumMismatch,
+    DrawError,
+    DrawNotFound,
+    DrawRejected,
+    DrawTransientError,
+)
 from dicom_ops.draw.transfer_lifecycle import (
+    FurtherResult,
+    ServerCopy,
     TransferStatus,
     awaits_result,
     is_ready_to_finish,
@@ -71,6 +87,7 @@ def poll_transfers(settings: Settings, client: DrawClient, *, now: datetime | No
                    ) -> PollReport:
     """Ask the server about every waiting transfer; returns what is ready to fetch."""
     report = PollReport()
+    follow_up_further_results(settings, client, now=now)
     for job_id, task_id in pending_transfers(settings):
         try:
             status = client.status(task_id)
@@ -111,6 +128,57 @@ def poll_transfers(settings: Settings, client: DrawClient, *, now: datetime | No
             report.waiting += 1
     report.ready.extend(_left_over_ready(settings, exclude=report.ready))
     return report
+
+
+def follow_up_further_results(settings: Settings, client: DrawClient, *,
+                              job_id: int | None = None, now: datetime | None = None) -> int:
+    """Poll the job's tasks that are not its result; adopt the first finished one while
+    the job waits, confirm every other finished one without fetching it. Returns how
+    many were settled (confirmed, failed, gone or abandoned)."""
+    with session_scope(settings.db_url) as session:
+        results = transfer_lifecycle.further_results(session, job_id=job_id)
+    settled = 0
+    moment = now or utcnow()
+    for result in results:
+        try:
+            status = client.status(result.task_id)
+        except DrawNotFound:
+            settled += _settle(settings, result, ServerCopy.GONE, "the server no longer "
+                               "knows it")
+            continue
+        except (DrawBusy, DrawTransientError) as exc:
+            log.warning("job %d: status of further server task not available (%s)",
+                        result.job_id, type(exc).__name__)
+            continue
+        if status.state == "completed":
+            with session_scope(settings.db_url) as session:
+                if transfer_lifecycle.adopt_result(session, result, actor="draw_import"):
+                    continue  # the poll below finds it completed and delivers it
+            try:
+                client.confirm(result.task_id)  # never fetched: the job has its result
+            except (DrawBusy, DrawTransientError, DrawRejected) as exc:
+                log.warning("job %d: confirming a further result failed (%s); next poll",
+                            result.job_id, type(exc).__name__)
+                continue
+            settled += _settle(settings, result, ServerCopy.CONFIRMED,
+                               "confirmed to the server (it deletes its copy), not delivered")
+        elif status.state == "failed":
+            settled += _settle(settings, result, ServerCopy.FAILED, "the server failed it")
+        elif moment - result.started_at >= timedelta(hours=settings.import_deadline_hours):
+            settled += _settle(settings, result, ServerCopy.ABANDONED,
+                               f"not finished after {settings.import_deadline_hours} h; "
+                               "no longer polled")
+    return settled
+
+
+def _settle(settings: Settings, result: FurtherResult, fate: ServerCopy, what: str) -> int:
+    with session_scope(settings.db_url) as session:
+        transfer_lifecycle.settle_server_copy(
+            session, result.job_id, result.task_id, fate, actor="draw_import",
+            message=f"server task {result.task_id} (attempt {result.attempt}): {what}")
+    log.info("job %d: further server task of attempt %d %s", result.job_id, result.attempt,
+             fate.value)
+    return 1
 
 
 def _left_over_ready(settings: Settings, exclude: Sequence[int]) -> list[int]:
@@ -154,10 +222,16 @@ def fetch_and_deliver(settings: Settings, job_id: int, client: DrawClient,
         transfer = _transfer(session, job_id)
         transfer_lifecycle.move(session, transfer, TransferStatus.CONFIRMED)
         transfer.confirmed_at = utcnow()
+        transfer_lifecycle.settle_server_copy(session, job_id, task_id, ServerCopy.CONFIRMED)
         finish_job(session, job_id, turnaround_seconds=_turnaround(session, job_id,
                                                                    transfer.delivered_at),
                    actor="draw_import")
     log.info("job %d finished: RTSTRUCT delivered and confirmed", job_id)
+    try:  # the job's other tasks, if finished; the next poll does what is left
+        follow_up_further_results(settings, client, job_id=job_id)
+    except DrawError as exc:
+        log.warning("job %d: further results not followed up now (%s)", job_id,
+                    type(exc).__name__)
     assert delivered is not None
     return delivered
 

@@ -7,6 +7,7 @@ import hashlib
 import time
 
 import pytest
+import requests
 
 from tests.support.emulator import make_upload, start_emulator
 
@@ -131,6 +132,32 @@ def test_legacy_upload_answers_with_a_transaction_token(draw_emulator, tmp_path)
     body = draw_emulator.upload(zip_path, checksum).json()
     assert set(body) == {"transaction_token"}
     assert _status(draw_emulator, body["transaction_token"]).status_code == 200
+
+
+def test_drop_after_upload_keeps_the_task_but_closes_the_connection_unanswered(
+        draw_emulator, tmp_path):
+    # given the fault for one upload
+    draw_emulator.set_faults(drop_after_upload=1)
+    before = {task["task_id"] for task in draw_emulator.tasks()}
+    zip_path, checksum, _ = make_upload(tmp_path)
+    # when a client uploads, then it gets no answer at all: the connection just closes
+    with pytest.raises(requests.ConnectionError):
+        draw_emulator.upload(zip_path, checksum)
+    # and yet the server has the task and processes it, as a real server would
+    dropped = [task for task in draw_emulator.tasks() if task["task_id"] not in before]
+    assert len(dropped) == 1
+    assert _wait_for_status(draw_emulator, dropped[0]["task_id"]) == COMPLETED
+    # and the fault is used up: the next upload is answered
+    assert _upload(draw_emulator, tmp_path, name="again.zip")
+
+
+def _wait_for_status(emulator, task_id: str, timeout: float = 30.0) -> str:
+    deadline = time.monotonic() + timeout
+    while True:
+        status = _status(emulator, task_id).json()["status"]
+        if status == COMPLETED or time.monotonic() > deadline:
+            return status
+        time.sleep(0.2)
 
 
 def test_faults_are_listed_and_cleared(draw_emulator):

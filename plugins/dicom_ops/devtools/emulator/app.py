@@ -26,6 +26,7 @@ from fastapi import Body, FastAPI, File, Form, HTTPException, Request, UploadFil
 from fastapi.responses import JSONResponse, Response
 
 from dicom_ops.devtools.emulator.auth import TokenAuthority
+from dicom_ops.devtools.emulator.connection import DropAfterUpload
 from dicom_ops.devtools.emulator.faults import FaultError, Faults
 from dicom_ops.devtools.emulator.processing import Processor
 from dicom_ops.devtools.emulator.store import (
@@ -128,6 +129,9 @@ def create_app(config: EmulatorConfig) -> FastAPI:
             return JSONResponse({"detail": "internal server error (emulated: error_every)"},
                                 status_code=500)
         return await call_next(request)
+
+    # Outermost (added last), so it sees uvicorn's own receive and can close its connection.
+    app.add_middleware(DropAfterUpload, faults=faults)
 
     def require_access(request: Request) -> None:
         token = _bearer(request)

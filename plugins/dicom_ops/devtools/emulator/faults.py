@@ -51,6 +51,8 @@ FAULTS: tuple[FaultSpec, ...] = (
               "forgets (404 on every later call)"),
     FaultSpec("legacy_upload", _count, "1: upload answers with transaction_token, as older "
               "servers do, instead of task_id"),
+    FaultSpec("drop_after_upload", _count, "the next N accepted uploads are stored and "
+              "processed, but the connection is closed before the answer (no task id)"),
 )
 FAULT_NAMES = tuple(spec.name for spec in FAULTS)
 _SPECS = {spec.name: spec for spec in FAULTS}
@@ -157,7 +159,8 @@ class Faults:
             return bool(self._values.get("legacy_upload", 0))
 
     def take(self, name: str) -> bool:
-        """Use up one of a counted fault (fail_next, wrong_checksum, vanish_next)."""
+        """Use up one of a counted fault (fail_next, wrong_checksum, vanish_next,
+        drop_after_upload)."""
         with self._lock:
             left = int(self._values.get(name, 0))
             if left <= 0:
