@@ -146,18 +146,9 @@ def test_drop_after_upload_keeps_the_task_but_closes_the_connection_unanswered(
     # and yet the server has the task and processes it, as a real server would
     dropped = [task for task in draw_emulator.tasks() if task["task_id"] not in before]
     assert len(dropped) == 1
-    assert _wait_for_status(draw_emulator, dropped[0]["task_id"]) == COMPLETED
+    assert draw_emulator.wait_for_status(dropped[0]["task_id"])["status"] == COMPLETED
     # and the fault is used up: the next upload is answered
     assert _upload(draw_emulator, tmp_path, name="again.zip")
-
-
-def _wait_for_status(emulator, task_id: str, timeout: float = 30.0) -> str:
-    deadline = time.monotonic() + timeout
-    while True:
-        status = _status(emulator, task_id).json()["status"]
-        if status == COMPLETED or time.monotonic() > deadline:
-            return status
-        time.sleep(0.2)
 
 
 def test_faults_are_listed_and_cleared(draw_emulator):

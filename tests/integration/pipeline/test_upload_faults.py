@@ -1,16 +1,17 @@
-"""Uploading against a server that misbehaves: a job is uploaded once, or not at all."""
+"""Uploading against a server that misbehaves: every attempt is recorded, and a job is
+uploaded again only when the last attempt provably failed or its outcome is unknown."""
 
 from __future__ import annotations
 
 import time
 
 import pytest
-from dicom_ops.db.models import Job, Transfer
+from dicom_ops.db.models import Job, Transfer, UploadAttempt
 from dicom_ops.db.session import session_scope
+from dicom_ops.draw import transfer_lifecycle
 from dicom_ops.draw.errors import DrawBusy, DrawTransientError
 from dicom_ops.jobs.claims import claim_next_job
 from dicom_ops.jobs.planning import plan_ready_series
-from dicom_ops.pipeline.errors import JobFailed
 from dicom_ops.pipeline.export import prepare_upload, upload_prepared
 from dicom_ops.templates import load_templates
 from sqlalchemy import select
@@ -74,13 +75,19 @@ def test_a_busy_server_leaves_the_job_waiting_not_failed(settings, draw_emulator
         assert session.get(Job, packed_job).status == "processing"
 
 
-def test_an_upload_whose_outcome_is_unknown_is_never_repeated_blindly(
+def test_a_worker_that_died_mid_upload_is_followed_by_another_recorded_attempt(
         settings, draw_emulator, packed_job):
-    with session_scope(settings.db_url) as session:  # a worker died in the middle of sending
-        session.scalars(select(Transfer)).one().status = "uploading"
+    with session_scope(settings.db_url) as session:  # attempt 1 began; its worker died
+        transfer_lifecycle.start_attempt(session, session.scalars(select(Transfer)).one())
     before = len(draw_emulator.tasks())
 
-    with pytest.raises(JobFailed, match="check the DRAW server, then resend"):
-        upload_prepared(settings, packed_job, draw_emulator.client())
+    task_id = upload_prepared(settings, packed_job, draw_emulator.client())
 
-    assert len(draw_emulator.tasks()) == before
+    assert len(draw_emulator.tasks()) == before + 1
+    transfer = _transfer(settings)
+    assert (transfer.status, transfer.server_task_id, transfer.upload_attempts) == (
+        "sent", task_id, 2)
+    with session_scope(settings.db_url) as session:
+        assert [(a.number, a.outcome) for a in session.scalars(
+            select(UploadAttempt).order_by(UploadAttempt.number))] == [
+            (1, "unknown"), (2, "accepted")]

@@ -16,6 +16,7 @@ from dicom_ops.draw.transfer_lifecycle import (
     is_ready_to_finish,
     is_sent,
     is_unknown_outcome,
+    may_upload,
     needs_confirm,
     needs_fetch,
     unanswered_by_server,
@@ -31,6 +32,7 @@ ALLOWED = {
     (PENDING, UPLOADING): "export: an upload attempt starts",
     (UPLOADING, SENT): "export: the server answered with a task id",
     (UPLOADING, PENDING): "export: the upload provably did not reach the server",
+    (UPLOADING, UPLOADING): "export: another attempt after one whose outcome is unknown",
     (UPLOADING, FAILED): "recovery: the upload's answer never came",
     (SENT, PROCESSING): "import: the server is working on it",
     (SENT, COMPLETED): "import: the first poll finds the result",
@@ -151,6 +153,7 @@ PREDICATES = {
     "holds_server_data": (holds_server_data,
                           {UPLOADING, SENT, PROCESSING, COMPLETED, DELIVERED}, False),
     "unanswered_by_server": (unanswered_by_server, {PENDING, UPLOADING}, True),
+    "may_upload": (may_upload, {PENDING, UPLOADING}, False),
 }
 
 
