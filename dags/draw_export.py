@@ -32,6 +32,8 @@ from dicom_ops.airflow.operators.jobs import ClaimJobsOperator, PlanJobsOperator
 from dicom_ops.config import get_settings
 
 settings = get_settings()
+# The grid names each mapped instance by its job ("job 12"), never by a patient.
+JOB_LABEL = "job {{ task.job_id }}"
 
 with DAG(
     dag_id="draw_export",
@@ -57,9 +59,10 @@ with DAG(
     @task_group(group_id="job")
     def export_job(job_id: int) -> None:
         """One job's chain, mapped per job: a failed pack fails only its own upload."""
-        packed = DeidentifyAndPackOperator(task_id="deidentify_and_pack", job_id=job_id)
+        packed = DeidentifyAndPackOperator(task_id="deidentify_and_pack", job_id=job_id,
+                                           map_index_template=JOB_LABEL)
         uploaded = DrawUploadOperator(task_id="upload_to_draw", job_id=job_id,
-                                      pool="draw_upload")
+                                      pool="draw_upload", map_index_template=JOB_LABEL)
         packed >> uploaded
 
     plan_jobs >> claim_jobs >> export_job.expand(job_id=claim_jobs.output)
