@@ -43,6 +43,8 @@ with DAG(
     ),
     start_date=datetime(2026, 1, 1),
     catchup=False,
+    # One run at a time: a run waiting for a busy server holds no worker, and together
+    # with claim_jobs' quiet-for-an-interval rule no two runs ever work on one job.
     max_active_runs=1,
     default_args={
         "retries": 4,
