@@ -5,21 +5,26 @@ DICOM_OPS_EXPORT_INTERVAL_MINUTES (default 10) as a safety net.
 
 1. plan_jobs: claim the ready series; match each against the templates and create
    one job per series (duplicates refused), or mark it "no template" / "conflict".
-2. claim_jobs: take the queued jobs, highest priority first, then oldest first.
-3. deidentify_and_pack (one task per job): select the job's images, de-identify them
-   in the job's own work folder, store the UID and subject maps, run the PHI egress
-   check, zip with the template, sha256. A leak or a burned-in annotation fails the
-   job here and nothing is sent.
-4. upload_to_draw (one task per job, pool draw_upload): upload with checksum; waits
-   in the triggerer while the server is busy; the server's task id is recorded
-   before the task ends.
+2. claim_jobs: take the jobs for this run: first any a lost run left between its steps
+   (no activity for one interval: resumed from their recorded stage), then the queued
+   jobs, highest priority first, then oldest first.
+3. job (one mapped group per job; one job's failure, retry or wait never touches
+   another's tasks):
+   a. deidentify_and_pack: select the job's images, de-identify them in the job's own
+      work folder, store the UID and subject maps, run the PHI egress check, zip with
+      the template, sha256 (skipped when an earlier run packed it already). A range
+      error, a leak or a burned-in annotation fails the job here and nothing is sent.
+   b. upload_to_draw (pool draw_upload): upload with checksum; waits in the triggerer
+      while the server is busy; the server's task id is recorded before the task ends.
+Permanent errors fail the job at once, without retries; transient ones are retried
+with backoff (pipeline/failure_kinds.py has the table).
 """
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from airflow.sdk import DAG, AssetOrTimeSchedule, DeltaTriggerTimetable
+from airflow.sdk import DAG, AssetOrTimeSchedule, DeltaTriggerTimetable, task_group
 from dicom_ops.airflow.assets import SERIES_READY
 from dicom_ops.airflow.operators.deidentify import DeidentifyAndPackOperator
 from dicom_ops.airflow.operators.draw import DrawUploadOperator
@@ -27,6 +32,8 @@ from dicom_ops.airflow.operators.jobs import ClaimJobsOperator, PlanJobsOperator
 from dicom_ops.config import get_settings
 
 settings = get_settings()
+# The grid names each mapped instance by its job ("job 12"), never by a patient.
+JOB_LABEL = "job {{ task.job_id }}"
 
 with DAG(
     dag_id="draw_export",
@@ -36,6 +43,8 @@ with DAG(
     ),
     start_date=datetime(2026, 1, 1),
     catchup=False,
+    # One run at a time: a run waiting for a busy server holds no worker, and together
+    # with claim_jobs' quiet-for-an-interval rule no two runs ever work on one job.
     max_active_runs=1,
     default_args={
         "retries": 4,
@@ -48,10 +57,14 @@ with DAG(
 ):
     plan_jobs = PlanJobsOperator(task_id="plan_jobs")
     claim_jobs = ClaimJobsOperator(task_id="claim_jobs", max_jobs=20)
-    packed = DeidentifyAndPackOperator.partial(task_id="deidentify_and_pack").expand(
-        job_id=claim_jobs.output
-    )
-    DrawUploadOperator.partial(task_id="upload_to_draw", pool="draw_upload").expand(
-        job_id=packed.output
-    )
-    plan_jobs >> claim_jobs
+
+    @task_group(group_id="job")
+    def export_job(job_id: int) -> None:
+        """One job's chain, mapped per job: a failed pack fails only its own upload."""
+        packed = DeidentifyAndPackOperator(task_id="deidentify_and_pack", job_id=job_id,
+                                           map_index_template=JOB_LABEL)
+        uploaded = DrawUploadOperator(task_id="upload_to_draw", job_id=job_id,
+                                      pool="draw_upload", map_index_template=JOB_LABEL)
+        packed >> uploaded
+
+    plan_jobs >> claim_jobs >> export_job.expand(job_id=claim_jobs.output)

@@ -25,6 +25,8 @@ from dicom_ops.airflow.operators.draw import DeliverResultOperator, DrawPollOper
 from dicom_ops.config import get_settings
 
 settings = get_settings()
+# The grid names each mapped instance by its job ("job 12"), never by a patient.
+JOB_LABEL = "job {{ task.job_id }}"
 
 with DAG(
     dag_id="draw_import",
@@ -45,4 +47,8 @@ with DAG(
     doc_md=__doc__,
 ):
     poll_draw = DrawPollOperator(task_id="poll_draw")
-    DeliverResultOperator.partial(task_id="fetch_and_deliver").expand(job_id=poll_draw.output)
+    # One task per job for its whole chain (fetch -> validate -> deliver -> confirm), with
+    # nothing downstream: one job's failure or retry never touches another's task.
+    DeliverResultOperator.partial(
+        task_id="fetch_and_deliver", map_index_template=JOB_LABEL,
+    ).expand(job_id=poll_draw.output)

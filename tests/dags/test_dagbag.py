@@ -4,6 +4,7 @@ from datetime import timedelta
 
 import pytest
 from airflow.dag_processing.dagbag import DagBag
+from airflow.sdk.definitions.taskgroup import MappedTaskGroup
 from dicom_ops.config import REPO_ROOT
 
 
@@ -23,11 +24,22 @@ def test_export_runs_on_ready_series_and_every_ten_minutes(dagbag):
     assert "series_ready" in str(dag.timetable.asset_condition)
     assert timetable.timetable.delta == timedelta(minutes=10)
     assert [t.task_id for t in dag.topological_sort()] == [
-        "plan_jobs", "claim_jobs", "deidentify_and_pack", "upload_to_draw"]
+        "plan_jobs", "claim_jobs", "job.deidentify_and_pack", "job.upload_to_draw"]
+
+
+def test_each_export_job_is_its_own_mapped_group_so_jobs_never_share_a_task(dagbag):
+    dag = dagbag.dags["draw_export"]
+    group = dag.task_group_dict["job"]
+    assert isinstance(group, MappedTaskGroup)
+    # inside a mapped group the upload waits for the packing of its own map index only
+    # (and for claim_jobs, which gives it its job id), never for the whole mapped set
+    upload = dag.get_task("job.upload_to_draw")
+    assert upload.upstream_task_ids == {"claim_jobs", "job.deidentify_and_pack"}
+    assert upload.task_group is group
 
 
 def test_uploads_share_the_draw_upload_pool_and_retry_with_backoff(dagbag):
-    upload = dagbag.dags["draw_export"].get_task("upload_to_draw")
+    upload = dagbag.dags["draw_export"].get_task("job.upload_to_draw")
     assert upload.pool == "draw_upload"
     assert upload.retries >= 3 and upload.retry_exponential_backoff
 

@@ -1,4 +1,5 @@
-"""Atomic claims: of the next job (workers) and of ready series (the planner).
+"""Atomic claims: of the next job (workers), of a stranded job to resume, and of ready
+series (the planner).
 
 On PostgreSQL the candidate rows are selected ``FOR UPDATE SKIP LOCKED``: a
 second worker skips a row the first one holds and takes the next. On SQLite
@@ -9,13 +10,17 @@ one left them. Either way a job or series is claimed exactly once.
 
 from __future__ import annotations
 
-from sqlalchemy import Engine, select
+from datetime import datetime, timedelta
 
-from dicom_ops.db.models import Job, Series
+from sqlalchemy import Engine, func, or_, select
+
+from dicom_ops.db.audit import record_event
+from dicom_ops.db.models import Event, Job, Series, Transfer, utcnow
 from dicom_ops.db.session import session_scope
+from dicom_ops.draw.transfer_lifecycle import awaits_upload
 from dicom_ops.intake import series_lifecycle
 from dicom_ops.intake.series_lifecycle import SeriesState, awaits_planning
-from dicom_ops.jobs.lifecycle import is_queued, start_job
+from dicom_ops.jobs.lifecycle import is_processing, is_queued, start_job
 
 
 def claim_next_job(url_or_engine: str | Engine, worker: str) -> int | None:
@@ -32,6 +37,43 @@ def claim_next_job(url_or_engine: str | Engine, worker: str) -> int | None:
             return None
         start_job(session, job_id, worker=worker)
         return job_id
+
+
+def claim_stranded_job(url_or_engine: str | Engine, worker: str, *, idle_for: timedelta,
+                       now: datetime | None = None) -> int | None:
+    """Take over the next ``processing`` job whose run was lost before it reached the
+    server: claimed but not packed (no transfer yet) or packed but not uploaded
+    (transfer ``pending``), with no activity (job row or audit event) for ``idle_for``.
+    Its id, or None.
+
+    ``idle_for`` is one export interval: a run that is working on a job records a stage
+    or an event at every step, so a job this quiet has nobody working on it. An upload
+    whose outcome is unknown (``uploading``) is not stranded work: it is decided by the
+    upload rules, never by a second blind upload. The job keeps its status and stage
+    (the pipeline continues from there); ``claimed_by`` names the new run, and the
+    takeover is an audit event, which also makes a second run skip it for ``idle_for``.
+    """
+    cutoff = (now or utcnow()) - idle_for
+    last_event = (select(func.max(Event.at)).where(Event.job_id == Job.id)
+                  .correlate(Job).scalar_subquery())
+    with session_scope(url_or_engine) as session:
+        job = session.scalars(
+            select(Job).outerjoin(Transfer, Transfer.job_id == Job.id)
+            .where(is_processing.clause, Job.updated_at < cutoff,
+                   or_(last_event.is_(None), last_event < cutoff),
+                   or_(Transfer.id.is_(None), awaits_upload.clause))
+            .order_by(Job.priority.desc(), Job.id)
+            .limit(1)
+            .with_for_update(of=Job, skip_locked=True)
+        ).first()
+        if job is None:
+            return None
+        previous = job.claimed_by or "a lost run"
+        job.claimed_by = worker[:128]
+        job.updated_at = utcnow()
+        record_event(session, "resumed", f"resumed by run {worker} at stage {job.stage} "
+                     f"(left by {previous})", job_id=job.id, actor=worker)
+        return job.id
 
 
 def claim_ready_series(url_or_engine: str | Engine, limit: int, *,

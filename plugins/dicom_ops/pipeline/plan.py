@@ -2,7 +2,8 @@
 
 ``plan_export`` first puts right what a lost run left behind (series claimed but never
 planned, jobs stuck ``processing`` with nothing at the server), then turns ready series
-into jobs. ``claim_jobs`` takes queued jobs for one run. Each is the whole of one Airflow
+into jobs. ``claim_jobs`` takes the jobs for one run: first those a lost run left
+between its steps (they resume from their recorded stage), then queued ones. Each is the whole of one Airflow
 task (``PlanJobsOperator``, ``ClaimJobsOperator``), so the operators hold no logic and
 these are tested without a scheduler.
 """
@@ -16,7 +17,7 @@ from datetime import timedelta
 from sqlalchemy.engine import Engine
 
 from dicom_ops.config import Settings
-from dicom_ops.jobs.claims import claim_next_job
+from dicom_ops.jobs.claims import claim_next_job, claim_stranded_job
 from dicom_ops.jobs.planning import plan_ready_series
 from dicom_ops.jobs.recovery import fail_abandoned_jobs, release_stale_series_claims
 from dicom_ops.templates import load_templates
@@ -60,11 +61,26 @@ def plan_export(settings: Settings, *, max_series: int = 200,
                       created_jobs=created)
 
 
-def claim_jobs(db_url: str | Engine, worker: str, max_jobs: int) -> list[int]:
-    """Move up to ``max_jobs`` queued jobs to ``processing`` for ``worker``, highest
-    priority first, then oldest; their ids, in claim order. Each claim is its own
-    transaction, so jobs claimed before an error stay claimed (and are this run's)."""
+def claim_jobs(db_url: str | Engine, worker: str, max_jobs: int, *,
+               stranded_after: timedelta | None = None) -> list[int]:
+    """Take up to ``max_jobs`` jobs for ``worker``; their ids, in claim order.
+
+    With ``stranded_after`` (one export interval), jobs a lost run left ``processing``
+    before they reached the server come first: they have waited longest, and the next
+    run picking them up is what keeps them from waiting for the recovery's deadline.
+    Then queued jobs move to ``processing``, highest priority first, then oldest. Each
+    claim is its own transaction, so jobs claimed before an error stay claimed (and
+    are this run's).
+    """
     claimed: list[int] = []
+    while stranded_after is not None and len(claimed) < max_jobs:
+        job_id = claim_stranded_job(db_url, worker, idle_for=stranded_after)
+        if job_id is None:
+            break
+        claimed.append(job_id)
+    if claimed:
+        log.warning("resuming %d job(s) left between steps by a lost run: %s",
+                    len(claimed), claimed)
     while len(claimed) < max_jobs:
         job_id = claim_next_job(db_url, worker)
         if job_id is None:

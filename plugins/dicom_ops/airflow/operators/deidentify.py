@@ -7,6 +7,7 @@ from airflow.sdk import Context
 from dicom_ops.airflow.app_settings import task_settings
 from dicom_ops.airflow.operators.jobs import JobStepOperator
 from dicom_ops.pipeline.export import prepare_upload
+from dicom_ops.pipeline.resume import already_packed
 
 
 class DeidentifyAndPackOperator(JobStepOperator):
@@ -15,6 +16,10 @@ class DeidentifyAndPackOperator(JobStepOperator):
     stage = "prepare"
 
     def run_step(self, job_id: int, context: Context) -> None:
+        if already_packed(task_settings(), job_id, actor=self.dag_id):
+            self.log.info("job %d was packed by an earlier run; continuing at the upload",
+                          job_id)
+            return
         prepared = prepare_upload(task_settings(), job_id)
         self.log.info("job %d packed: %d images, sha256 %s", job_id, prepared.image_count,
                       prepared.sha256[:12])

@@ -7,7 +7,6 @@ from datetime import timedelta
 from typing import Any
 
 from airflow.sdk import BaseOperator, Context
-from airflow.sdk.exceptions import AirflowFailException
 
 from dicom_ops.airflow.app_settings import task_settings
 from dicom_ops.airflow.hooks.dicom_node import DicomNodeHook
@@ -53,7 +52,8 @@ class DrawUploadOperator(JobStepOperator):
         """Resume once the server is ready: run the upload step again; fail when it
         stayed busy or unreachable past the trigger's deadline."""
         if event.get("status") != "ready":
-            raise AirflowFailException(event.get("message", "DRAW server not available"))
+            self.fail_job_now(int(self.job_id), self.stage,
+                              event.get("message", "DRAW server not available"))
         return self.execute(context)
 
     # Tasks deferred before the rename resume by the method name stored with them.

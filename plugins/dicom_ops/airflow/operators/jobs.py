@@ -1,10 +1,12 @@
 """Operators over the job queue, and the base every per-job step uses.
 
-A per-job step runs one domain function for one job. A ``JobFailed`` from it is
-permanent: the job is marked failed with its stage and reason and the task fails
-without retrying. Anything else is treated as transient and retried with backoff;
-when the retries are used up, ``on_failure_callback`` marks the job failed too, so
-no job is ever left silently "processing".
+A per-job step runs one domain function for one job and asks the failure table
+(``pipeline.failure_kinds``) what an error means. Permanent (``JobFailed``, a range
+error, burned-in annotation, an egress hit, a refused upload, a rejected RTSTRUCT...):
+the job is marked failed with its stage and reason and the task fails without
+retrying. Transient (network, 5xx, a locked DB, anything unknown): retried with
+backoff; when the retries are used up, ``on_failure_callback`` marks the job failed
+too, so no job is ever left silently "processing".
 """
 
 from __future__ import annotations
@@ -12,15 +14,18 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from datetime import datetime, timedelta
 from typing import Any
 
 from airflow.sdk import BaseOperator, Context
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 from dicom_ops.airflow.app_settings import task_settings
+from dicom_ops.db.models import utcnow
 from dicom_ops.db.session import session_scope
 from dicom_ops.jobs.lifecycle import fail_job, get_job, is_processing
 from dicom_ops.pipeline.errors import JobFailed, StepError, redact_identifiers
+from dicom_ops.pipeline.failure_kinds import classify
 from dicom_ops.pipeline.plan import claim_jobs, plan_export
 
 log = logging.getLogger(__name__)
@@ -73,13 +78,35 @@ class JobStepOperator(BaseOperator):
 
     def execute(self, context: Context) -> int:
         job_id = int(self.job_id)
+        started = utcnow()
         try:
-            with redacted_errors(f"job {job_id} at {self.stage}"):
-                self.run_step(job_id, context)
-        except JobFailed as failed:
-            mark_job_failed(job_id, failed.stage, failed.reason, actor=self.dag_id)
-            raise AirflowFailException(f"job {job_id} failed at {failed}") from None
+            self.run_step(job_id, context)
+        except Exception as exc:  # TaskDeferred is a BaseException: a deferral passes
+            if isinstance(exc, AirflowException):
+                raise
+            failure = classify(exc)
+            if failure.permanent:
+                stage = failure.stage or self.stage_reached(job_id, since=started)
+                self.fail_job_now(job_id, stage, failure.reason)
+            log.debug("job %d at %s failed", job_id, self.stage, exc_info=True)
+            # Transient: retried with backoff. No chained traceback: it can quote paths
+            # named by original UIDs, and the task log shows it in the UI.
+            raise StepError(f"job {job_id} at {self.stage}: {failure.reason}") from None
         return job_id
+
+    def fail_job_now(self, job_id: int, stage: str, reason: str) -> None:
+        """A permanent failure: the job is failed with ``stage`` and ``reason``, and the
+        task fails without retrying."""
+        mark_job_failed(job_id, stage, reason, actor=self.dag_id)
+        raise AirflowFailException(f"job {job_id} failed at {stage}: {reason}") from None
+
+    def stage_reached(self, job_id: int, *, since: datetime) -> str:
+        """Where the job failed: the stage it recorded during this try, or, when it
+        recorded none (the error came before, or rolled the record back), this step's."""
+        with session_scope(task_settings().db_url) as session:
+            job = get_job(session, job_id)
+            recorded_now = job.stage and job.updated_at is not None and job.updated_at >= since
+            return job.stage if recorded_now else self.stage
 
     def run_step(self, job_id: int, context: Context) -> None:
         raise NotImplementedError
@@ -104,7 +131,8 @@ class PlanJobsOperator(BaseOperator):
 
 
 class ClaimJobsOperator(BaseOperator):
-    """Take up to ``max_jobs`` queued jobs, highest priority first; returns their ids."""
+    """Take up to ``max_jobs`` jobs: first those a lost run left between steps (quiet for
+    one export interval), then queued ones, highest priority first; returns their ids."""
 
     template_fields: Sequence[str] = ("max_jobs",)
     ui_color = "#e8f4e4"
@@ -114,8 +142,10 @@ class ClaimJobsOperator(BaseOperator):
         self.max_jobs = max_jobs
 
     def execute(self, context: Context) -> list[int]:
-        db_url, max_jobs = task_settings().db_url, int(self.max_jobs)
+        settings, max_jobs = task_settings(), int(self.max_jobs)
         with redacted_errors("claiming jobs"):
-            claimed = claim_jobs(db_url, worker=context["dag_run"].run_id, max_jobs=max_jobs)
+            claimed = claim_jobs(
+                settings.db_url, worker=context["dag_run"].run_id, max_jobs=max_jobs,
+                stranded_after=timedelta(minutes=settings.export_interval_minutes))
         self.log.info("claimed %d job(s): %s", len(claimed), claimed)
         return claimed

@@ -128,6 +128,9 @@ def create_app(config: EmulatorConfig) -> FastAPI:
         if request.url.path.startswith("/api/") and faults.next_request_fails():
             return JSONResponse({"detail": "internal server error (emulated: error_every)"},
                                 status_code=500)
+        if request.url.path.startswith("/api/") and faults.take("error_next"):
+            return JSONResponse({"detail": "internal server error (emulated: error_next)"},
+                                status_code=500)
         return await call_next(request)
 
     # Outermost (added last), so it sees uvicorn's own receive and can close its connection.
@@ -180,6 +183,8 @@ def create_app(config: EmulatorConfig) -> FastAPI:
         refuse_when_busy()
         if file is None:
             raise HTTPException(400, "form field 'file' (the zip) is missing")
+        if faults.take("reject_next"):
+            raise HTTPException(400, "upload refused (emulated: reject_next)")
         staging = incoming / uuid.uuid4().hex
         staging.mkdir()
         try:

@@ -53,6 +53,10 @@ FAULTS: tuple[FaultSpec, ...] = (
               "servers do, instead of task_id"),
     FaultSpec("drop_after_upload", _count, "the next N accepted uploads are stored and "
               "processed, but the connection is closed before the answer (no task id)"),
+    FaultSpec("reject_next", _count, "the next N uploads answer 400 (refused, nothing stored)"),
+    FaultSpec("error_next", _count, "the next N API requests answer 500"),
+    FaultSpec("foreign_uid_next", _count, "the next N tasks segmented return an RTSTRUCT "
+              "whose frame of reference is a UID the upload did not have"),
 )
 FAULT_NAMES = tuple(spec.name for spec in FAULTS)
 _SPECS = {spec.name: spec for spec in FAULTS}
@@ -159,8 +163,7 @@ class Faults:
             return bool(self._values.get("legacy_upload", 0))
 
     def take(self, name: str) -> bool:
-        """Use up one of a counted fault (fail_next, wrong_checksum, vanish_next,
-        drop_after_upload)."""
+        """Use up one of a counted fault (fail_next, wrong_checksum, vanish_next, ...)."""
         with self._lock:
             left = int(self._values.get(name, 0))
             if left <= 0:

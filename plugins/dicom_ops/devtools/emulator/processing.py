@@ -176,6 +176,9 @@ class Processor:
                 (self._store.input_dir(task.task_id) / TEMPLATE_NAME).read_bytes())
             rtstruct = segment_upload(self._store.input_dir(task.task_id), template,
                                       generate_uid(prefix=None))
+            if self._faults.take("foreign_uid_next"):
+                frame = rtstruct.ReferencedFrameOfReferenceSequence[0]
+                frame.FrameOfReferenceUID = generate_uid(prefix=None)
             buffer = BytesIO()
             rtstruct.save_as(buffer, enforce_file_format=True)
             body = buffer.getvalue()
