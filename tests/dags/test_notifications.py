@@ -8,6 +8,8 @@ import os
 import socket
 from datetime import timedelta
 
+from dicom_ops.airflow.notifiers import EmailNotifier, WebhookNotifier
+from dicom_ops.airflow.operators.jobs import JobStepOperator, _fail_job_after_last_retry
 from dicom_ops.db.models import Event, Job, utcnow
 from dicom_ops.db.session import session_scope
 from dicom_ops.pipeline.watchdog import CONTACT_BACK, CONTACT_LOST, NOTIFIED
@@ -198,3 +200,21 @@ def _age_events(db_url: str, kind: str | None, by: timedelta, *, latest: bool = 
                                  ).all()
         for event in events[:1] if latest else events:
             event.at = event.at - by
+
+
+
+def test_every_per_job_step_marks_the_job_failed_before_the_notifiers_run(dag_settings_env,
+                                                                          notify_env):
+    # given the real DAGs with both channels on
+    for dag_id in ("draw_export", "draw_import"):
+        dag = load_dag(dag_id)
+        steps = [task for task in dag.tasks
+                 if issubclass(getattr(task, "operator_class", type(task)), JobStepOperator)]
+        assert steps, dag_id
+        for task in steps:
+            # when the task is made for one job, as a worker makes it (mapped or not)
+            operator = task.unmap({"job_id": 7}) if hasattr(task, "unmap") else task
+            # then marking the job failed comes first, the notifiers after it
+            callbacks = operator.on_failure_callback
+            assert callbacks[0] is _fail_job_after_last_retry, task.task_id
+            assert [type(c) for c in callbacks[1:]] == [WebhookNotifier, EmailNotifier]
