@@ -26,6 +26,7 @@ from datetime import datetime, timedelta
 
 from airflow.sdk import DAG, AssetOrTimeSchedule, DeltaTriggerTimetable, task_group
 from dicom_ops.airflow.assets import SERIES_READY
+from dicom_ops.airflow.notifiers import job_failure_notifiers
 from dicom_ops.airflow.operators.deidentify import DeidentifyAndPackOperator
 from dicom_ops.airflow.operators.draw import DrawUploadOperator
 from dicom_ops.airflow.operators.jobs import ClaimJobsOperator, PlanJobsOperator
@@ -51,6 +52,7 @@ with DAG(
         "retry_delay": timedelta(seconds=30),
         "retry_exponential_backoff": True,
         "max_retry_delay": timedelta(minutes=10),
+        "on_failure_callback": job_failure_notifiers(settings),
     },
     tags=["dicom-ops", "export"],
     doc_md=__doc__,

@@ -21,6 +21,7 @@ from datetime import datetime, timedelta
 
 from airflow.sdk import DAG, AssetOrTimeSchedule, DeltaTriggerTimetable
 from dicom_ops.airflow.assets import DRAW_RESULTS
+from dicom_ops.airflow.notifiers import job_failure_notifiers
 from dicom_ops.airflow.operators.draw import DeliverResultOperator, DrawPollOperator
 from dicom_ops.config import get_settings
 
@@ -42,6 +43,7 @@ with DAG(
         "retry_delay": timedelta(seconds=20),
         "retry_exponential_backoff": True,
         "max_retry_delay": timedelta(minutes=10),
+        "on_failure_callback": job_failure_notifiers(settings),
     },
     tags=["dicom-ops", "import"],
     doc_md=__doc__,

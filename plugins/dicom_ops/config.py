@@ -3,6 +3,9 @@
 Every setting is declared once in ``SETTINGS`` (name, default, parser, what is
 expected, help). The README's settings table is generated from that list
 (``dicom-ops config --markdown``) and a test keeps the two in step.
+
+Long because every setting is declared here and nowhere else: the table is data, one
+entry per setting, and splitting it would give settings two homes.
 """
 
 from __future__ import annotations
@@ -123,6 +126,28 @@ def _log_level(raw: str) -> str:
 
 def _text(raw: str) -> str:
     return raw
+
+
+def _optional_name(raw: str) -> str:
+    """One Airflow connection id, or empty (the feature is off)."""
+    names = _name_list(raw)
+    if len(names) > 1:
+        raise ValueError("one connection id, not a list")
+    return names[0] if names else ""
+
+
+def _conn_id(raw: str) -> str:
+    if not (name := _optional_name(raw)):
+        raise ValueError("empty")
+    return name
+
+
+def _email_list(raw: str) -> tuple[str, ...]:
+    addresses = tuple(part.strip() for part in raw.split(",") if part.strip())
+    for address in addresses:
+        if not re.fullmatch(r"[^@\s,]+@[^@\s,]+", address):
+            raise ValueError(f"bad address {address!r}")
+    return addresses
 
 
 # --- the declaration -------------------------------------------------------------------
@@ -246,6 +271,22 @@ SETTINGS: tuple[Setting, ...] = (
             "DICOM nodes that also receive each RTSTRUCT by C-STORE."),
     Setting("log_level", "INFO", _log_level, "DEBUG, INFO, WARNING or ERROR",
             "Log level of dicom-ops processes. PHI is only ever logged at DEBUG."),
+    Setting("notify_webhook_conn", "", _optional_name, "an Airflow connection id, or empty",
+            "Webhook for notifications (job failed, job stuck, DRAW server unreachable): an "
+            "HTTP connection whose host, port, schema and extra `path` give the URL; "
+            "password = bearer token, extra `headers` added. Empty = no webhook."),
+    Setting("notify_email_to", "", _email_list, "comma-separated e-mail addresses, or empty",
+            "Who gets the same notifications by e-mail (Airflow's SMTP notifier, connection "
+            "DICOM_OPS_NOTIFY_SMTP_CONN). Empty = no e-mail."),
+    Setting("notify_smtp_conn", "smtp_default", _conn_id, "an Airflow connection id",
+            "The SMTP connection for notification e-mails (extra `from_email` is the sender)."),
+    Setting("notify_stuck_minutes", "60", _int_range(5, 10080), "an integer 5-10080",
+            "A job `processing` with no activity (no stage change, no poll) for this long is "
+            "reported as stuck, once. Keep it above the export and import intervals."),
+    Setting("notify_draw_unreachable_minutes", "15", _int_range(1, 10080),
+            "an integer 1-10080",
+            "The DRAW server not answering draw_watchdog's health check for this long is "
+            "reported, once per outage (a busy 503 counts as answering)."),
 )
 
 
@@ -285,6 +326,11 @@ class Settings:
     upload_slots: int
     destinations: tuple[str, ...]
     log_level: str
+    notify_webhook_conn: str
+    notify_email_to: tuple[str, ...]
+    notify_smtp_conn: str
+    notify_stuck_minutes: int
+    notify_draw_unreachable_minutes: int
 
     @property
     def datastore_dir(self) -> Path:

@@ -58,6 +58,8 @@ is_processing = StatePredicate(Job.status, {JobStatus.PROCESSING},
 is_running = StatePredicate(
     Job.status, {JobStatus.IN_QUEUE, JobStatus.PROCESSING},
     doc="Not ended yet: it may still read its series and write its files and events.")
+has_failed = StatePredicate(Job.status, {JobStatus.FAILED},
+                            doc="Failed: a person must look at it (notifications ask this).")
 has_ended = StatePredicate(
     Job.status, set(JobStatus) - is_running.states,
     doc="Finished, failed, cancelled or invalidated: no step runs for it again.")

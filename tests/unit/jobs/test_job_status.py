@@ -9,6 +9,7 @@ from dicom_ops.jobs.lifecycle import (
     JobStatus,
     counts,
     has_ended,
+    has_failed,
     is_processing,
     is_queued,
     is_running,
@@ -22,6 +23,7 @@ PREDICATES = {
     "is_queued": (is_queued, {IN_QUEUE}),
     "is_processing": (is_processing, {PROCESSING}),
     "is_running": (is_running, {IN_QUEUE, PROCESSING}),
+    "has_failed": (has_failed, {FAILED}),
     "has_ended": (has_ended, {FINISHED, FAILED, CANCELLED, INVALIDATED}),
     "counts": (counts, {IN_QUEUE, PROCESSING, FINISHED}),
 }

@@ -64,6 +64,16 @@ def _fail_job_after_last_retry(context: Context) -> None:
                     actor=context["dag"].dag_id)
 
 
+def _job_failed_first(kwargs: dict[str, Any]) -> list[Any]:
+    """Mark the job failed, then run the callbacks the DAG gave (its notifiers read the
+    failed job). Airflow puts default_args' callbacks in ``kwargs`` for mapped tasks and
+    in ``default_args`` for plain ones; either would otherwise replace ours."""
+    given = (kwargs.get("on_failure_callback")
+             or (kwargs.get("default_args") or {}).get("on_failure_callback"))
+    others = given if isinstance(given, list | tuple) else [given] if given else []
+    return [_fail_job_after_last_retry, *(c for c in others if c is not _fail_job_after_last_retry)]
+
+
 class JobStepOperator(BaseOperator):
     """Base of the per-job steps; subclasses implement ``run_step(job_id, context)``."""
 
@@ -72,7 +82,7 @@ class JobStepOperator(BaseOperator):
     ui_color = "#d9ecf2"
 
     def __init__(self, *, job_id: int | str, **kwargs: Any) -> None:
-        kwargs.setdefault("on_failure_callback", _fail_job_after_last_retry)
+        kwargs["on_failure_callback"] = _job_failed_first(kwargs)
         super().__init__(**kwargs)
         self.job_id = job_id
 
