@@ -6,6 +6,10 @@ from sqlalchemy.orm import Session
 
 from dicom_ops.db.models import Event
 
+# The kind of event that records a notification sent about a job. Telling a person is not
+# work on the job, so the claim of stranded work ignores these when it looks for activity.
+NOTIFIED_EVENT = "notified"
+
 
 def record_event(
     session: Session,

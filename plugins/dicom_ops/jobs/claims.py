@@ -14,10 +14,10 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import Engine, func, or_, select
 
-from dicom_ops.db.audit import record_event
+from dicom_ops.db.audit import NOTIFIED_EVENT, record_event
 from dicom_ops.db.models import Event, Job, Series, Transfer, utcnow
 from dicom_ops.db.session import session_scope
-from dicom_ops.draw.transfer_lifecycle import awaits_upload
+from dicom_ops.draw.transfer_lifecycle import may_upload
 from dicom_ops.intake import series_lifecycle
 from dicom_ops.intake.series_lifecycle import SeriesState, awaits_planning
 from dicom_ops.jobs.lifecycle import is_processing, is_queued, start_job
@@ -42,26 +42,28 @@ def claim_next_job(url_or_engine: str | Engine, worker: str) -> int | None:
 def claim_stranded_job(url_or_engine: str | Engine, worker: str, *, idle_for: timedelta,
                        now: datetime | None = None) -> int | None:
     """Take over the next ``processing`` job whose run was lost before it reached the
-    server: claimed but not packed (no transfer yet) or packed but not uploaded
-    (transfer ``pending``), with no activity (job row or audit event) for ``idle_for``.
-    Its id, or None.
+    server's answer: claimed but not packed (no transfer yet), packed but not uploaded
+    (transfer ``pending``), or uploaded with an unknown outcome (``uploading``), with no
+    activity (job row or audit event) for ``idle_for``. Its id, or None.
 
     ``idle_for`` is one export interval: a run that is working on a job records a stage
     or an event at every step, so a job this quiet has nobody working on it. An upload
-    whose outcome is unknown (``uploading``) is not stranded work: it is decided by the
-    upload rules, never by a second blind upload. The job keeps its status and stage
+    whose outcome is unknown is resumed too: the upload step then makes another recorded
+    attempt, within DICOM_OPS_MAX_UPLOAD_ATTEMPTS (see ``pipeline.export``). Telling a
+    person about a job (a ``notified`` event) is not activity. The job keeps its status and stage
     (the pipeline continues from there); ``claimed_by`` names the new run, and the
     takeover is an audit event, which also makes a second run skip it for ``idle_for``.
     """
     cutoff = (now or utcnow()) - idle_for
-    last_event = (select(func.max(Event.at)).where(Event.job_id == Job.id)
+    last_event = (select(func.max(Event.at))
+                  .where(Event.job_id == Job.id, Event.kind != NOTIFIED_EVENT)
                   .correlate(Job).scalar_subquery())
     with session_scope(url_or_engine) as session:
         job = session.scalars(
             select(Job).outerjoin(Transfer, Transfer.job_id == Job.id)
             .where(is_processing.clause, Job.updated_at < cutoff,
                    or_(last_event.is_(None), last_event < cutoff),
-                   or_(Transfer.id.is_(None), awaits_upload.clause))
+                   or_(Transfer.id.is_(None), may_upload.clause))
             .order_by(Job.priority.desc(), Job.id)
             .limit(1)
             .with_for_update(of=Job, skip_locked=True)

@@ -30,12 +30,12 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from dicom_ops.db.audit import record_event
+from dicom_ops.db.audit import NOTIFIED_EVENT, record_event
 from dicom_ops.db.models import Event, Job, Transfer, utcnow
 from dicom_ops.jobs.lifecycle import has_failed, is_processing
 from dicom_ops.pipeline.errors import redact_identifiers
 
-NOTIFIED = "notified"
+NOTIFIED = NOTIFIED_EVENT  # a person was told: not activity on the job (jobs.claims)
 CONTACT_LOST = "draw_contact_lost"
 CONTACT_BACK = "draw_contact_back"
 # A failed job is told at once by the failing task's callback; the watchdog tells the

@@ -1,12 +1,13 @@
-"""Which jobs a run takes over from a lost one: quiet for an interval and not yet at the
-server; never an upload whose outcome is unknown, never a job someone is working on."""
+"""Which jobs a run takes over from a lost one: quiet for an interval and without an answer
+from the server (an upload whose outcome is unknown is tried again, within its bound);
+never a job the server has taken, never a job someone is working on."""
 
 from __future__ import annotations
 
 from datetime import timedelta
 
 import pytest
-from dicom_ops.db.audit import record_event
+from dicom_ops.db.audit import NOTIFIED_EVENT, record_event
 from dicom_ops.db.models import Event, Job
 from dicom_ops.db.session import session_scope
 from dicom_ops.draw import transfer_lifecycle
@@ -46,19 +47,41 @@ def test_quiet_jobs_before_the_server_come_first_then_queued_ones(settings, lost
                        f"resumed by run run 2 at stage package (left by {LOST_RUN})"]
 
 
-def test_an_upload_with_unknown_outcome_or_at_the_server_is_not_taken(settings, lost_jobs):
-    uploading, sent, _recent = lost_jobs
-    for job_id, moves in ((uploading, [TransferStatus.UPLOADING]),
-                          (sent, [TransferStatus.UPLOADING, TransferStatus.SENT])):
-        prepare_upload(settings, job_id)
-        with session_scope(settings.db_url) as session:
-            for status in moves:
-                transfer_lifecycle.move(session, transfer_lifecycle.locked(session, job_id),
-                                        status)
-        age_job(settings, job_id, by=2 * INTERVAL)
+def _move_transfer(settings, job_id, moves):
+    prepare_upload(settings, job_id)
+    with session_scope(settings.db_url) as session:
+        for status in moves:
+            transfer_lifecycle.move(session, transfer_lifecycle.locked(session, job_id), status)
+    age_job(settings, job_id, by=2 * INTERVAL)
+
+
+def test_an_upload_the_server_took_is_not_taken(settings, lost_jobs):
+    sent = lost_jobs[1]
+    _move_transfer(settings, sent, [TransferStatus.UPLOADING, TransferStatus.SENT])
 
     assert claim_jobs(settings.db_url, worker="run 2", max_jobs=10,
                       stranded_after=INTERVAL) == []
+
+
+def test_an_upload_with_unknown_outcome_left_by_a_lost_run_is_resumed(settings, lost_jobs):
+    uploading = lost_jobs[0]
+    _move_transfer(settings, uploading, [TransferStatus.UPLOADING])
+
+    taken = claim_jobs(settings.db_url, worker="run 2", max_jobs=10, stranded_after=INTERVAL)
+
+    assert taken == [uploading]
+
+
+def test_telling_a_person_about_a_job_is_not_activity_on_it(settings, lost_jobs):
+    job_id = lost_jobs[0]
+    age_job(settings, job_id, by=2 * INTERVAL)
+    with session_scope(settings.db_url) as session:
+        record_event(session, NOTIFIED_EVENT, "job_stuck via webhook", job_id=job_id,
+                     actor="draw_watchdog")
+
+    taken = claim_jobs(settings.db_url, worker="run 2", max_jobs=10, stranded_after=INTERVAL)
+
+    assert taken == [job_id]
 
 
 def test_a_recent_event_is_activity_even_when_the_job_row_is_old(settings, lost_jobs):
