@@ -16,7 +16,13 @@ What it does, in order:
 6. Patient and study attributes are restored from the job's subject data; the
    identity attributes the subject does not provide are emptied (type 2) or removed
    (type 3), never left with pseudonymous values, and the de-identification markers
-   (PatientIdentityRemoved...) are removed.
+   (PatientIdentityRemoved...) are removed. Other patient IDs go back as
+   OtherPatientIDsSequence items: the retired Other Patient IDs (0010,1000) is never
+   written, nor any other retired attribute (the server's are dropped like private ones).
+7. The file is made a conformant RT Structure Set (``conformance``): the Frame of
+   Reference module is added (the contours' frame and the CT's
+   PositionReferenceIndicator), missing Type 2 attributes are added empty, and a file
+   lacking a Type 1 attribute is refused.
 
 Nothing else is touched: ROI names, contour data and geometry stay byte-identical.
 The output is deterministic for the same inputs, so a retried delivery produces
@@ -30,9 +36,18 @@ from collections.abc import Iterable, Mapping
 
 from pydicom.datadict import dictionary_VR, tag_for_keyword
 from pydicom.dataset import Dataset
+from pydicom.sequence import Sequence as DicomSequence
 from pydicom.tag import BaseTag
 from pydicom.uid import UID
 
+from dicom_ops.delivery.conformance import (
+    add_frame_of_reference_module,
+    check_type1,
+    fill_type2,
+    is_retired,
+    remove_retired_elements,
+    type2_of,
+)
 from dicom_ops.delivery.part10 import rtstruct_file_meta
 from dicom_ops.delivery.validation import (
     ExpectedUids,
@@ -48,8 +63,7 @@ UTF8 = "ISO_IR 192"
 REQUIRED_SUBJECT_KEYS = ("PatientID", "PatientName")
 # Identity attributes of the Patient and General Study modules. Any the subject does
 # not restore are emptied (type 2, must stay present) or removed (type 3).
-IDENTITY_TYPE_2 = ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "StudyDate",
-                   "StudyTime", "ReferringPhysicianName", "StudyID", "AccessionNumber")
+IDENTITY_TYPE_2 = type2_of("Patient", "General Study")
 IDENTITY_TYPE_3 = (
     "IssuerOfPatientID", "IssuerOfPatientIDQualifiersSequence", "OtherPatientIDs",
     "OtherPatientIDsSequence", "OtherPatientNames", "PatientBirthTime", "PatientBirthName",
@@ -66,6 +80,11 @@ _NOT_FROM_SUBJECT = frozenset({"SOPClassUID", "Modality"})
 # The original images' character set, when the subject data carries it: used only if
 # a restored value is not ASCII.
 CHARACTER_SET_KEY = "SpecificCharacterSet"
+# The subject keeps other patient IDs as the retired Other Patient IDs does (backslash-
+# separated); they are restored as OtherPatientIDsSequence items of this type (PS3.3
+# C.7.1.1: TEXT, an ID of unknown structure, is what a plain list of IDs is).
+OTHER_PATIENT_IDS_KEY = "OtherPatientIDs"
+OTHER_PATIENT_ID_TYPE = "TEXT"
 
 
 def reidentify(
@@ -76,12 +95,15 @@ def reidentify(
     pseudonym: str,
     new_sop_instance_uid: str,
     new_series_instance_uid: str,
+    position_reference_indicators: Mapping[str, str] | None = None,
 ) -> Dataset:
     """A re-identified copy of ``rtstruct`` (the input is not changed).
 
     ``uid_map``: this job's de-identified UID -> (original UID, kind). ``subject``:
     original patient and study attributes by DICOM keyword. ``pseudonym``: the
-    PatientID this job's images were sent with. Raises ``RtstructRejected`` for an
+    PatientID this job's images were sent with. ``position_reference_indicators``: the
+    CT's PositionReferenceIndicator by its original FrameOfReferenceUID, as read from
+    the CT (a frame not in it keeps the server's value, or gets an empty one). Raises ``RtstructRejected`` for an
     RTSTRUCT that must not be delivered, ``ValueError`` for unusable arguments.
     """
     _check_arguments(uid_map, subject, new_sop_instance_uid, new_series_instance_uid)
@@ -90,6 +112,7 @@ def reidentify(
 
     out = copy.deepcopy(rtstruct)
     _remove_private_elements(out)
+    remove_retired_elements(out)
     _replace_uids(out, uid_map)
     out.SOPInstanceUID = new_sop_instance_uid
     out.SeriesInstanceUID = new_series_instance_uid
@@ -97,6 +120,9 @@ def reidentify(
     for keyword in DEIDENTIFICATION_MARKERS:
         if keyword in out:
             delattr(out, keyword)
+    add_frame_of_reference_module(out, position_reference_indicators or {})
+    fill_type2(out)
+    check_type1(out)
     out.file_meta = rtstruct_file_meta(new_sop_instance_uid)
     _check_fully_reidentified(out, uid_map, {new_sop_instance_uid, new_series_instance_uid})
     return out
@@ -158,14 +184,25 @@ def _replace_uids(ds: Dataset, uid_map: Mapping[str, tuple[str, str]]) -> None:
 def _restore_subject(ds: Dataset, subject: Mapping[str, str]) -> None:
     values = {k: v for k, v in subject.items() if k != CHARACTER_SET_KEY}
     _prepare_character_set(ds, values.values(), subject.get(CHARACTER_SET_KEY))
+    other_ids = [v for v in values.pop(OTHER_PATIENT_IDS_KEY, "").split("\\") if v]
     for keyword in IDENTITY_TYPE_2:
         if keyword not in values:
             setattr(ds, keyword, "")
     for keyword in IDENTITY_TYPE_3:
-        if keyword not in values and keyword in ds:
+        if keyword in ds:
             delattr(ds, keyword)
     for keyword, value in values.items():
-        setattr(ds, keyword, value)
+        if not is_retired(BaseTag(tag_for_keyword(keyword))):  # never restore a retired one
+            setattr(ds, keyword, value)
+    if other_ids:
+        ds.OtherPatientIDsSequence = DicomSequence([_other_patient_id(v) for v in other_ids])
+
+
+def _other_patient_id(patient_id: str) -> Dataset:
+    item = Dataset()
+    item.PatientID = patient_id
+    item.TypeOfPatientID = OTHER_PATIENT_ID_TYPE
+    return item
 
 
 def _prepare_character_set(ds: Dataset, values: Iterable[str], wanted: str | None) -> None:
