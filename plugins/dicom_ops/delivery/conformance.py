@@ -9,8 +9,8 @@ uses it to
   did, a real server's may too): the frame the contours are drawn in, and the CT's
   PositionReferenceIndicator (Type 2: empty when the CT has none or cannot be read);
 - fill every missing Type 2 attribute as empty (we never invent a value);
-- drop retired attributes at every depth (group lengths included): they are not part
-  of the IOD, and a TPS or a validator flags them;
+- tell which attributes are retired (group lengths included): re-identification drops
+  them at every depth, as they are not part of the IOD and a TPS or validator flags them;
 - refuse a file that lacks a Type 1 attribute (or has it empty): it cannot be repaired
   without inventing a value, so it is not delivered, with a reason naming the place.
 """
@@ -71,19 +71,6 @@ def is_retired(tag: BaseTag) -> bool:
         return bool(dictionary_is_retired(tag))
     except KeyError:
         return False
-
-
-def remove_retired_elements(ds: Dataset) -> None:
-    """Drop every retired public element, at every nesting level."""
-    for raw in list(ds.elements()):
-        tag = BaseTag(raw.tag)
-        if tag.is_private:
-            continue
-        if is_retired(tag):
-            del ds[tag]
-        elif element_vr(raw) == "SQ":
-            for item in ds[tag].value:
-                remove_retired_elements(item)
 
 
 def add_frame_of_reference_module(ds: Dataset, position_reference_indicators: Mapping[str, str]

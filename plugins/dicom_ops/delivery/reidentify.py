@@ -7,7 +7,8 @@ What it does, in order:
    of the right kind and in this job's UID map. Anything else is rejected.
 2. The RTSTRUCT must still carry this job's pseudonym as PatientID (or none): a
    different one means a mix-up somewhere, whatever the UIDs say.
-3. Private elements are dropped: nobody here can tell what they refer to.
+3. Private elements are dropped (nobody here can tell what they refer to), and so are
+   retired ones (not part of the IOD; a TPS or validator flags them).
 4. Every instance UID, at every nesting level, is replaced by its original from the
    job's map; a UID not in the map rejects the file (checked again after mapping).
 5. The RTSTRUCT gets a fresh SOP Instance UID and a fresh Series Instance UID under
@@ -32,7 +33,7 @@ the same file.
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 from pydicom.datadict import dictionary_VR, tag_for_keyword
 from pydicom.dataset import Dataset
@@ -45,7 +46,6 @@ from dicom_ops.delivery.conformance import (
     check_type1,
     fill_type2,
     is_retired,
-    remove_retired_elements,
     type2_of,
 )
 from dicom_ops.delivery.part10 import rtstruct_file_meta
@@ -103,16 +103,16 @@ def reidentify(
     original patient and study attributes by DICOM keyword. ``pseudonym``: the
     PatientID this job's images were sent with. ``position_reference_indicators``: the
     CT's PositionReferenceIndicator by its original FrameOfReferenceUID, as read from
-    the CT (a frame not in it keeps the server's value, or gets an empty one). Raises ``RtstructRejected`` for an
-    RTSTRUCT that must not be delivered, ``ValueError`` for unusable arguments.
+    the CT (a frame not in it keeps the server's value, or gets an empty one). Raises
+    ``RtstructRejected`` for an RTSTRUCT that must not be delivered, ``ValueError`` for
+    unusable arguments.
     """
     _check_arguments(uid_map, subject, new_sop_instance_uid, new_series_instance_uid)
     validate_rtstruct(rtstruct, ExpectedUids.from_uid_map(uid_map))
     _check_pseudonym(rtstruct, pseudonym)
 
     out = copy.deepcopy(rtstruct)
-    _remove_private_elements(out)
-    remove_retired_elements(out)
+    _remove_elements(out, _unrestorable)
     _replace_uids(out, uid_map)
     out.SOPInstanceUID = new_sop_instance_uid
     out.SeriesInstanceUID = new_series_instance_uid
@@ -158,14 +158,21 @@ def _check_pseudonym(rtstruct: Dataset, pseudonym: str) -> None:
                                "pseudonym: it belongs to another job or patient")
 
 
-def _remove_private_elements(ds: Dataset) -> None:
+def _unrestorable(tag: BaseTag) -> bool:
+    """Private elements (nobody here can tell what they refer to) and retired ones (not
+    part of the IOD) are not delivered."""
+    return tag.is_private or is_retired(tag)
+
+
+def _remove_elements(ds: Dataset, unwanted: Callable[[BaseTag], bool]) -> None:
+    """Drop the ``unwanted`` elements at every nesting level, decoding only sequences."""
     for raw in list(ds.elements()):
         tag = BaseTag(raw.tag)
-        if tag.is_private:
+        if unwanted(tag):
             del ds[tag]
         elif element_vr(raw) == "SQ":
             for item in ds[tag].value:
-                _remove_private_elements(item)
+                _remove_elements(item, unwanted)
 
 
 def _replace_uids(ds: Dataset, uid_map: Mapping[str, tuple[str, str]]) -> None:
