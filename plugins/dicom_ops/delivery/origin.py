@@ -16,7 +16,7 @@ import io
 import logging
 import os
 import struct
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -81,21 +81,48 @@ def deliver_to_origin(ds: Dataset, origin_folder: Path) -> Path:
     return path
 
 
-def check_folder_is_this_patients(folder: Path, patient_id: str) -> None:
-    """Every DICOM file directly in ``folder`` has ``patient_id`` (non-DICOM files ignored)."""
-    others = 0
+def _headers(folder: Path, keywords: list[str]) -> Iterator[Dataset]:
+    """The named attributes of each DICOM file directly in ``folder``, in name order; no
+    pixel data is read, files that are not DICOM (or hidden) are skipped."""
+    if not folder.is_dir():
+        return
     for path in sorted(folder.iterdir()):
         if not path.is_file() or path.name.startswith("."):
             continue
         try:
-            header = dcmread(path, stop_before_pixels=True, specific_tags=["PatientID"])
+            yield dcmread(path, stop_before_pixels=True, specific_tags=keywords)
         except (InvalidDicomError, OSError, EOFError, ValueError):
             continue
-        if str(header.get("PatientID", "")) != patient_id:
-            others += 1
+
+
+def check_folder_is_this_patients(folder: Path, patient_id: str) -> None:
+    """Every DICOM file directly in ``folder`` has ``patient_id`` (non-DICOM files ignored)."""
+    others = sum(1 for header in _headers(folder, ["PatientID"])
+                 if str(header.get("PatientID", "")) != patient_id)
     if others:
         raise DeliveryError(f"the origin folder holds {others} DICOM file(s) of another "
                             "PatientID; nothing delivered")
+
+
+def ct_position_reference_indicators(folder: Path, uid_map: Mapping[str, tuple[str, str]]
+                                     ) -> dict[str, str]:
+    """PositionReferenceIndicator by original FrameOfReferenceUID, from the first header
+    in the origin folder of each of the job's frames (the CT the job was made from).
+
+    Read at delivery rather than kept at preparation: the CT is still in the folder (the
+    delivery needs the folder and reads its headers anyway), and it works for jobs
+    prepared before this was needed. A frame with no image left in the folder is not in
+    the result (the RTSTRUCT then gets the server's value, or an empty one: Type 2).
+    """
+    frames = {original for original, kind in uid_map.values() if kind == "frame_of_reference"}
+    found: dict[str, str] = {}
+    for header in _headers(Path(folder), ["FrameOfReferenceUID", "PositionReferenceIndicator"]):
+        frame = str(header.get("FrameOfReferenceUID", ""))
+        if frame in frames and frame not in found:
+            found[frame] = str(header.get("PositionReferenceIndicator") or "")
+            if len(found) == len(frames):
+                break
+    return found
 
 
 def quarantine_rtstruct(raw: bytes | Path, quarantine_dir: Path, reason: str, job_id: int, *,
@@ -131,7 +158,8 @@ def deliver_rtstruct(
     uid_root: str,
     quarantine_dir: Path,
 ) -> Path:
-    """The import step's core: parse, validate, re-identify, write into the origin folder.
+    """The import step's core: parse, validate, re-identify (with the Frame of Reference
+    module completed from the CT in the origin folder), write into the origin folder.
 
     A rejected file goes to the quarantine (with its reason) and ``RtstructRejected``
     is raised, carrying ``quarantined_path``; nothing reaches the origin folder. The
@@ -143,9 +171,12 @@ def deliver_rtstruct(
     try:
         rtstruct = parse_rtstruct(raw)
         seed = f"dicom-ops:{job_id}:{hashlib.sha256(raw).hexdigest()}"
-        reidentified = reidentify(rtstruct, uid_map, subject, pseudonym=pseudonym,
-                                  new_sop_instance_uid=new_uid(uid_root, seed=f"{seed}:sop"),
-                                  new_series_instance_uid=new_uid(uid_root, seed=f"{seed}:series"))
+        reidentified = reidentify(
+            rtstruct, uid_map, subject, pseudonym=pseudonym,
+            new_sop_instance_uid=new_uid(uid_root, seed=f"{seed}:sop"),
+            new_series_instance_uid=new_uid(uid_root, seed=f"{seed}:series"),
+            position_reference_indicators=ct_position_reference_indicators(origin_folder,
+                                                                           uid_map))
     except RtstructRejected as rejected:
         rejected.quarantined_path = quarantine_rtstruct(raw, quarantine_dir, rejected.reason,
                                                         job_id)

@@ -7,7 +7,8 @@ What it does, in order:
    of the right kind and in this job's UID map. Anything else is rejected.
 2. The RTSTRUCT must still carry this job's pseudonym as PatientID (or none): a
    different one means a mix-up somewhere, whatever the UIDs say.
-3. Private elements are dropped: nobody here can tell what they refer to.
+3. Private elements are dropped (nobody here can tell what they refer to), and so are
+   retired ones (not part of the IOD; a TPS or validator flags them).
 4. Every instance UID, at every nesting level, is replaced by its original from the
    job's map; a UID not in the map rejects the file (checked again after mapping).
 5. The RTSTRUCT gets a fresh SOP Instance UID and a fresh Series Instance UID under
@@ -16,7 +17,13 @@ What it does, in order:
 6. Patient and study attributes are restored from the job's subject data; the
    identity attributes the subject does not provide are emptied (type 2) or removed
    (type 3), never left with pseudonymous values, and the de-identification markers
-   (PatientIdentityRemoved...) are removed.
+   (PatientIdentityRemoved...) are removed. Other patient IDs go back as
+   OtherPatientIDsSequence items: the retired Other Patient IDs (0010,1000) is never
+   written, nor any other retired attribute (the server's are dropped like private ones).
+7. The file is made a conformant RT Structure Set (``conformance``): the Frame of
+   Reference module is added (the contours' frame and the CT's
+   PositionReferenceIndicator), missing Type 2 attributes are added empty, and a file
+   lacking a Type 1 attribute is refused.
 
 Nothing else is touched: ROI names, contour data and geometry stay byte-identical.
 The output is deterministic for the same inputs, so a retried delivery produces
@@ -26,13 +33,21 @@ the same file.
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 from pydicom.datadict import dictionary_VR, tag_for_keyword
 from pydicom.dataset import Dataset
+from pydicom.sequence import Sequence as DicomSequence
 from pydicom.tag import BaseTag
 from pydicom.uid import UID
 
+from dicom_ops.delivery.conformance import (
+    add_frame_of_reference_module,
+    check_type1,
+    fill_type2,
+    is_retired,
+    type2_of,
+)
 from dicom_ops.delivery.part10 import rtstruct_file_meta
 from dicom_ops.delivery.validation import (
     ExpectedUids,
@@ -48,8 +63,7 @@ UTF8 = "ISO_IR 192"
 REQUIRED_SUBJECT_KEYS = ("PatientID", "PatientName")
 # Identity attributes of the Patient and General Study modules. Any the subject does
 # not restore are emptied (type 2, must stay present) or removed (type 3).
-IDENTITY_TYPE_2 = ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "StudyDate",
-                   "StudyTime", "ReferringPhysicianName", "StudyID", "AccessionNumber")
+IDENTITY_TYPE_2 = type2_of("Patient", "General Study")
 IDENTITY_TYPE_3 = (
     "IssuerOfPatientID", "IssuerOfPatientIDQualifiersSequence", "OtherPatientIDs",
     "OtherPatientIDsSequence", "OtherPatientNames", "PatientBirthTime", "PatientBirthName",
@@ -66,6 +80,11 @@ _NOT_FROM_SUBJECT = frozenset({"SOPClassUID", "Modality"})
 # The original images' character set, when the subject data carries it: used only if
 # a restored value is not ASCII.
 CHARACTER_SET_KEY = "SpecificCharacterSet"
+# The subject keeps other patient IDs as the retired Other Patient IDs does (backslash-
+# separated); they are restored as OtherPatientIDsSequence items of this type (PS3.3
+# C.7.1.1: TEXT, an ID of unknown structure, is what a plain list of IDs is).
+OTHER_PATIENT_IDS_KEY = "OtherPatientIDs"
+OTHER_PATIENT_ID_TYPE = "TEXT"
 
 
 def reidentify(
@@ -76,20 +95,24 @@ def reidentify(
     pseudonym: str,
     new_sop_instance_uid: str,
     new_series_instance_uid: str,
+    position_reference_indicators: Mapping[str, str] | None = None,
 ) -> Dataset:
     """A re-identified copy of ``rtstruct`` (the input is not changed).
 
     ``uid_map``: this job's de-identified UID -> (original UID, kind). ``subject``:
     original patient and study attributes by DICOM keyword. ``pseudonym``: the
-    PatientID this job's images were sent with. Raises ``RtstructRejected`` for an
-    RTSTRUCT that must not be delivered, ``ValueError`` for unusable arguments.
+    PatientID this job's images were sent with. ``position_reference_indicators``: the
+    CT's PositionReferenceIndicator by its original FrameOfReferenceUID, as read from
+    the CT (a frame not in it keeps the server's value, or gets an empty one). Raises
+    ``RtstructRejected`` for an RTSTRUCT that must not be delivered, ``ValueError`` for
+    unusable arguments.
     """
     _check_arguments(uid_map, subject, new_sop_instance_uid, new_series_instance_uid)
     validate_rtstruct(rtstruct, ExpectedUids.from_uid_map(uid_map))
     _check_pseudonym(rtstruct, pseudonym)
 
     out = copy.deepcopy(rtstruct)
-    _remove_private_elements(out)
+    _remove_elements(out, _unrestorable)
     _replace_uids(out, uid_map)
     out.SOPInstanceUID = new_sop_instance_uid
     out.SeriesInstanceUID = new_series_instance_uid
@@ -97,6 +120,9 @@ def reidentify(
     for keyword in DEIDENTIFICATION_MARKERS:
         if keyword in out:
             delattr(out, keyword)
+    add_frame_of_reference_module(out, position_reference_indicators or {})
+    fill_type2(out)
+    check_type1(out)
     out.file_meta = rtstruct_file_meta(new_sop_instance_uid)
     _check_fully_reidentified(out, uid_map, {new_sop_instance_uid, new_series_instance_uid})
     return out
@@ -132,14 +158,21 @@ def _check_pseudonym(rtstruct: Dataset, pseudonym: str) -> None:
                                "pseudonym: it belongs to another job or patient")
 
 
-def _remove_private_elements(ds: Dataset) -> None:
+def _unrestorable(tag: BaseTag) -> bool:
+    """Private elements (nobody here can tell what they refer to) and retired ones (not
+    part of the IOD) are not delivered."""
+    return tag.is_private or is_retired(tag)
+
+
+def _remove_elements(ds: Dataset, unwanted: Callable[[BaseTag], bool]) -> None:
+    """Drop the ``unwanted`` elements at every nesting level, decoding only sequences."""
     for raw in list(ds.elements()):
         tag = BaseTag(raw.tag)
-        if tag.is_private:
+        if unwanted(tag):
             del ds[tag]
         elif element_vr(raw) == "SQ":
             for item in ds[tag].value:
-                _remove_private_elements(item)
+                _remove_elements(item, unwanted)
 
 
 def _replace_uids(ds: Dataset, uid_map: Mapping[str, tuple[str, str]]) -> None:
@@ -158,14 +191,25 @@ def _replace_uids(ds: Dataset, uid_map: Mapping[str, tuple[str, str]]) -> None:
 def _restore_subject(ds: Dataset, subject: Mapping[str, str]) -> None:
     values = {k: v for k, v in subject.items() if k != CHARACTER_SET_KEY}
     _prepare_character_set(ds, values.values(), subject.get(CHARACTER_SET_KEY))
+    other_ids = [v for v in values.pop(OTHER_PATIENT_IDS_KEY, "").split("\\") if v]
     for keyword in IDENTITY_TYPE_2:
         if keyword not in values:
             setattr(ds, keyword, "")
     for keyword in IDENTITY_TYPE_3:
-        if keyword not in values and keyword in ds:
+        if keyword in ds:
             delattr(ds, keyword)
     for keyword, value in values.items():
-        setattr(ds, keyword, value)
+        if not is_retired(BaseTag(tag_for_keyword(keyword))):  # never restore a retired one
+            setattr(ds, keyword, value)
+    if other_ids:
+        ds.OtherPatientIDsSequence = DicomSequence([_other_patient_id(v) for v in other_ids])
+
+
+def _other_patient_id(patient_id: str) -> Dataset:
+    item = Dataset()
+    item.PatientID = patient_id
+    item.TypeOfPatientID = OTHER_PATIENT_ID_TYPE
+    return item
 
 
 def _prepare_character_set(ds: Dataset, values: Iterable[str], wanted: str | None) -> None:

@@ -51,13 +51,16 @@ def build_rtstruct(
     sop_instance_uid: str,
     label: str = "AUTOSEG",
     now: datetime | None = None,
+    frame_of_reference_module: bool = True,
 ) -> Dataset:
     """An RT Structure Set Storage dataset (with file meta) for ``rois`` on ``images``.
 
     Patient and study come from the images; the structure set references the
     frame of reference, study, every series and every image given; each contour
     references its image. ROIs without contours are kept, named, with no
-    ContourSequence. Raises ValueError for inputs that would make a wrong file.
+    ContourSequence. The result is a conformant RT Structure Set (dciodvfy finds no
+    error); ``frame_of_reference_module=False`` leaves out the Frame of Reference
+    module, as some servers do. Raises ValueError for inputs that would make a wrong file.
     """
     if not images:
         raise ValueError("an RTSTRUCT needs at least one referenced image")
@@ -83,6 +86,9 @@ def build_rtstruct(
     ds.StudyInstanceUID = study_uid
     ds.Modality = "RTSTRUCT"
     ds.SeriesInstanceUID = _derived_uid("series", sop_instance_uid)
+    if frame_of_reference_module:
+        ds.FrameOfReferenceUID = frame_uid
+        ds.PositionReferenceIndicator = first.get("PositionReferenceIndicator", "")
     ds.SeriesNumber = 1
     ds.SeriesDescription = label
     ds.OperatorsName = ""

@@ -170,3 +170,26 @@ def test_dcmtk_reads_the_rtstruct_without_complaint(images, tmp_path):
     assert result.returncode == 0, result.stderr
     assert "E:" not in result.stderr and "W:" not in result.stderr
     assert "RTStructureSetStorage" in result.stdout
+
+
+def test_built_rtstruct_has_the_images_frame_of_reference_module(images, tmp_path):
+    marked = [ds.copy() for ds in images]
+    for ds in marked:
+        ds.PositionReferenceIndicator = "SN"
+
+    rtstruct, _ = _write_and_read(
+        build_rtstruct(marked, _rois(marked), sop_instance_uid=RTSTRUCT_UID), tmp_path)
+
+    assert rtstruct.FrameOfReferenceUID == images[0].FrameOfReferenceUID
+    assert rtstruct.PositionReferenceIndicator == "SN"
+
+
+def test_a_bare_rtstruct_leaves_out_the_frame_of_reference_module_as_some_servers_do(
+        images, tmp_path):
+    rtstruct, _ = _write_and_read(
+        build_rtstruct(images, _rois(images), sop_instance_uid=RTSTRUCT_UID,
+                       frame_of_reference_module=False), tmp_path)
+
+    assert "FrameOfReferenceUID" not in rtstruct
+    assert "PositionReferenceIndicator" not in rtstruct
+    assert referenced_uids(rtstruct)["frame_of_reference"] == {images[0].FrameOfReferenceUID}

@@ -57,6 +57,9 @@ FAULTS: tuple[FaultSpec, ...] = (
     FaultSpec("error_next", _count, "the next N API requests answer 500"),
     FaultSpec("foreign_uid_next", _count, "the next N tasks segmented return an RTSTRUCT "
               "whose frame of reference is a UID the upload did not have"),
+    FaultSpec("bare_rtstruct", _count, "the next N tasks segmented return an RTSTRUCT "
+              "without the Frame of Reference module (FrameOfReferenceUID, "
+              "PositionReferenceIndicator), as some servers do"),
 )
 FAULT_NAMES = tuple(spec.name for spec in FAULTS)
 _SPECS = {spec.name: spec for spec in FAULTS}

@@ -96,9 +96,10 @@ def _position_along_normal(ds: Dataset) -> float:
     return float(np.dot(normal, [float(v) for v in ds.ImagePositionPatient]))
 
 
-def segment_upload(input_dir: Path, template: UploadTemplate, sop_instance_uid: str
-                   ) -> Dataset:
-    """The RTSTRUCT for one task: one ROI per template map entry, numbered in order."""
+def segment_upload(input_dir: Path, template: UploadTemplate, sop_instance_uid: str, *,
+                   frame_of_reference_module: bool = True) -> Dataset:
+    """The RTSTRUCT for one task: one ROI per template map entry, numbered in order
+    (without the Frame of Reference module when told so: the ``bare_rtstruct`` fault)."""
     images = read_images(sorted(input_dir.glob("*.dcm")))
     if not images:
         raise SegmentationFailed("the upload holds no images")
@@ -114,7 +115,8 @@ def segment_upload(input_dir: Path, template: UploadTemplate, sop_instance_uid: 
                                 contours={uid: c for uid, c in contours.items() if c}))
     try:
         return build_rtstruct(images, rois, sop_instance_uid=sop_instance_uid,
-                              label=STRUCTURE_SET_LABEL)
+                              label=STRUCTURE_SET_LABEL,
+                              frame_of_reference_module=frame_of_reference_module)
     except ValueError as exc:
         raise SegmentationFailed(str(exc)) from None
 
@@ -174,8 +176,9 @@ class Processor:
                 raise SegmentationFailed(task.fail_reason)
             template = parse_template(
                 (self._store.input_dir(task.task_id) / TEMPLATE_NAME).read_bytes())
-            rtstruct = segment_upload(self._store.input_dir(task.task_id), template,
-                                      generate_uid(prefix=None))
+            rtstruct = segment_upload(
+                self._store.input_dir(task.task_id), template, generate_uid(prefix=None),
+                frame_of_reference_module=not self._faults.take("bare_rtstruct"))
             if self._faults.take("foreign_uid_next"):
                 frame = rtstruct.ReferencedFrameOfReferenceSequence[0]
                 frame.FrameOfReferenceUID = generate_uid(prefix=None)
