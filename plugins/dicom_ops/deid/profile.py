@@ -37,6 +37,7 @@ import csv
 import os
 from collections.abc import Iterable
 
+from dicom_ops.deid.defined_terms import CID_7050
 from dicom_ops.deid.recipe import (
     ADD,
     BLANK,
@@ -58,25 +59,9 @@ PROFILE_CSV = os.path.join(os.path.dirname(__file__), os.pardir, os.pardir, os.p
                            "include", "deid", "profile.csv")
 COLUMNS = ("tag", "keyword", "table_action", "our_action", "why")
 
-# DICOM CID 7050 "De-identification Method" (PS3.16), coding scheme DCM.
 BASIC_PROFILE = "113100"
 MODIFIED_DATES = "113107"
 PATIENT_CHARACTERISTICS = "113108"
-CID_7050 = {
-    "113100": "Basic Application Confidentiality Profile",
-    "113101": "Clean Pixel Data Option",
-    "113102": "Clean Recognizable Visual Features Option",
-    "113103": "Clean Graphics Option",
-    "113104": "Clean Structured Content Option",
-    "113105": "Clean Descriptors Option",
-    "113106": "Retain Longitudinal Temporal Information Full Dates Option",
-    "113107": "Retain Longitudinal Temporal Information Modified Dates Option",
-    "113108": "Retain Patient Characteristics Option",
-    "113109": "Retain Device Identity Option",
-    "113110": "Retain UIDs Option",
-    "113111": "Retain Safe Private Option",
-    "113112": "Retain Institution Identity Option",
-}
 STRICTER, NEW_UID = "stricter", "new UID"
 
 # Attributes the Retain Patient Characteristics option may keep (PS3.15 E.3.5).
