@@ -21,6 +21,12 @@ How identifiers are matched, and why:
   (no word boundaries) are matched as plain substrings.
 - Name parts and IDs shorter than 3 characters are not searched (they match everything);
   in scripts where one character is a syllable (CJK), name parts of 2 are.
+- A value of a code-string (CS) attribute that is one of that attribute's defined terms
+  (``defined_terms.py``: ImageType ``PERFUSION``, BodyPartExamined ``HEAD``...) is the
+  standard's word, not a leak, even for a patient named Perfusion. Every other CS value
+  (a vendor's term, or a name typed into a code field) is searched like other text. The
+  same for the standard's de-identification phrases that dicom-ops writes itself (CID 7050
+  code meanings in CodeMeaning and DeidentificationMethod).
 
 ``egress_check`` raises ``EgressViolation`` naming image, tag path and kind of identifier
 (never the value); the caller uploads nothing.
@@ -32,6 +38,7 @@ import re
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+from dicom_ops.deid.defined_terms import DEFINED_TERMS, is_defined_term
 from dicom_ops.deid.identifiers import Identifiers
 
 _NOT_SEARCHED_VRS = frozenset({"OW", "OF", "OD", "OL", "OV", "FL", "FD", "SL", "SS", "UL", "US",
@@ -118,6 +125,8 @@ def _findings_in(dataset, matcher: _Matcher, prefix: str) -> Iterator[str]:
             values = _text_values(element)
         except Exception:  # a value pydicom cannot convert: search its bytes
             values = [bytes(dataset.get_item(element.tag).value or b"").decode("latin-1")]
+        if tag in DEFINED_TERMS:
+            values = [v for v in values if not is_defined_term(tag, v)]
         kinds = matcher.in_uids(values) if vr == "UI" else matcher.in_text("\\".join(values))
         name = element.keyword or ("private tag" if element.tag.is_private else "")
         label = f"{path} {name}" if name else path

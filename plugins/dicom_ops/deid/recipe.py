@@ -15,6 +15,10 @@ What a recipe means is what the deid library does with it (``DicomParser.parse``
 - ``REMOVE`` does not remove what any ``REPLACE`` or ``JITTER`` matches.
 - ``ADD`` sets a top-level (or file meta) element whether or not it was there.
 - Private tags are removed before the recipe runs (deid's ``remove_private=True``).
+- dicom-ops adds one element no recipe line asks for: DeidentificationMethodCodeSequence
+  (0012,0064), the CID 7050 codes of the profile and options the recipe's outcomes
+  conform to (``profile.declared_codes``; none when it does not conform). deid's format
+  cannot add a sequence, and the codes must follow what the recipe does, not what it says.
 
 What dicom-ops refuses (a ``RecipeError`` naming the file and line): lowercase or
 unknown actions, ``LABEL`` in ``%header``, ``%values``/``%fields`` lists, nested
@@ -47,7 +51,8 @@ from collections.abc import Callable
 from dicom_ops.deid.part10 import TEXT_VRS
 from dicom_ops.deid.tags import TagDictionary, dictionary_fingerprint, tag_for_keyword
 
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2
+DEIDENTIFICATION_METHOD_CODES = 0x00120064  # DeidentificationMethodCodeSequence
 HEADER_ACTIONS = ("ADD", "BLANK", "JITTER", "KEEP", "REPLACE", "REMOVE")
 EXPANDERS = ("startswith", "endswith", "contains", "except", "select")
 VALUE_VARS = ("pseudonym", "empty", "date_offset_days")
@@ -73,7 +78,7 @@ STEPS = 3  # run the steps on the value
 
 # Step actions and value kinds.
 ADD, BLANK, JITTER, REPLACE, REMOVE = "ADD", "BLANK", "JITTER", "REPLACE", "REMOVE"
-LITERAL, VAR, FUNC, DAYS = "literal", "var", "func", "days"
+LITERAL, VAR, FUNC, DAYS, CODES = "literal", "var", "func", "days", "codes"
 
 Step = tuple[str, tuple[str, object] | None]
 Program = tuple[int, tuple[Step, ...]]
@@ -322,7 +327,8 @@ class Recipe:
 
     def __init__(self, path: str, sha256: str, actions: list[Action],
                  known_tags: dict[int, tuple[str, str, str]] | None = None,
-                 cache_file: str | None = None) -> None:
+                 cache_file: str | None = None, declared: tuple[str, ...] | None = None
+                 ) -> None:
         self.path = path
         self.sha256 = sha256
         self.actions = tuple(actions)
@@ -340,6 +346,24 @@ class Recipe:
                                  key=lambda a: a.add_tag))
         self._programs: dict[tuple, Program] = {}
         self._keeps: dict[tuple[int, bytes], bool] = {}
+        if declared is None:
+            from dicom_ops.deid.profile import declared_codes
+
+            declared = declared_codes(self)
+        self.declared = tuple(declared)
+        if self.declared:
+            self._declare(self.declared)
+
+    def _declare(self, codes: tuple[str, ...]) -> None:
+        """Add the coded declaration after everything the recipe says (see the module doc)."""
+        from dicom_ops.deid.profile import CID_7050
+
+        declaration = Action(0, ADD, "DeidentificationMethodCodeSequence", None)
+        declaration.add_tag, declaration.add_vr = DEIDENTIFICATION_METHOD_CODES, "SQ"
+        declaration.spec = (CODES, tuple((code, CID_7050[code]) for code in codes))
+        self.actions = (*self.actions, declaration)
+        self.adds = tuple(sorted((*self.adds, declaration), key=lambda a: a.add_tag))
+        self._programs.clear()
 
     def __repr__(self) -> str:
         return f"Recipe({self.path}, {len(self.actions)} actions)"
@@ -439,7 +463,8 @@ def _write_cache(cache_file: str, recipe: Recipe) -> None:
         "format": CACHE_FORMAT,
         "sha256": recipe.sha256,
         "dictionary": dictionary_fingerprint(),
-        "actions": [a.as_list() for a in recipe.actions],
+        "actions": [a.as_list() for a in recipe.actions if a.line],  # not the declaration
+        "declared": list(recipe.declared),
         "tags": dict(sorted(recipe.tags.known.items())),
     }
     temporary = f"{cache_file}.{os.getpid()}.tmp"
@@ -464,7 +489,8 @@ def _read_cache(cache_file: str, path: str, sha256: str) -> Recipe | None:
             compiled = Action(line, action, field, value)
             compiled.add_tag, compiled.add_vr = add_tag, add_vr
             actions.append(compiled)
-        return Recipe(path, sha256, actions, content["tags"], cache_file)
+        return Recipe(path, sha256, actions, content["tags"], cache_file,
+                      tuple(content["declared"]))
     except (OSError, ValueError, KeyError, TypeError, EOFError, RecipeError):
         return None
 

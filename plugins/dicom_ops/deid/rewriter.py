@@ -61,6 +61,7 @@ from dicom_ops.deid.pseudonym import date_offset_days, pseudonym
 from dicom_ops.deid.recipe import (
     ADD,
     BLANK,
+    CODES,
     DROP,
     FUNC,
     JITTER,
@@ -657,7 +658,11 @@ class SeriesRewriter:
     def _changed_sequence(self, element: Element, buffer: bytes, encoding: Encoding, level: int,
                           path: str | None, steps, out: list[bytes]) -> None:
         value = self._run(element.tag, b"SQ", b"\0", steps)  # a stand-in: sequences have no text
-        if value is None:
+        codes = _codes_added(steps)
+        if value is not None and codes is not None:  # the declaration replaces what was there
+            self._note(level, element.tag, ADDED)
+            out.append(_code_sequence(element.tag, codes, encoding))
+        elif value is None:
             self._note(level, element.tag, REMOVED)
         elif value == b"\0":  # steps that do not touch a sequence (JITTER)
             self._note(level, element.tag, KEPT)
@@ -684,7 +689,10 @@ class SeriesRewriter:
     def _added(self, add: Action, encoding: Encoding, out: list[bytes]) -> None:
         vr = add.add_vr.encode()
         value = self._run(add.add_tag, vr, None, self.recipe.add_program(add))
-        if value is not None:
+        if value is not None and add.spec[0] == CODES:
+            self._note(TOP, add.add_tag, ADDED)
+            out.append(_code_sequence(add.add_tag, add.spec[1], encoding))
+        elif value is not None:
             self._note(TOP, add.add_tag, ADDED)
             out.append(encode_element(add.add_tag, vr, value,
                                       EXPLICIT_LE if add.add_tag >> 16 == 2 else encoding))
@@ -721,6 +729,8 @@ class SeriesRewriter:
             return self.patient.pseudonym_bytes if name == "pseudonym" else b""
         if kind == FUNC:
             return self._map_uids(tag, current)
+        if kind == CODES:
+            return b""  # a stand-in: the sequence is written by _code_sequence
         return None
 
     def _map_uids(self, tag: int, raw: bytes) -> bytes:
@@ -753,6 +763,28 @@ class SeriesRewriter:
         learned = {t: i for t, i in self.recipe.tags.known.items() if t not in self.known_before}
         return ChunkResult(outcomes, dict(self.mapper.mapped), self.collector.freeze(),
                             dict(self.actions), self.private_removed, learned)
+
+
+def _codes_added(steps) -> tuple | None:
+    """The codes of the last ADD of a code sequence among ``steps``, if any."""
+    codes = None
+    for action, spec in steps:
+        if action == ADD:
+            codes = spec[1] if spec[0] == CODES else None
+    return codes
+
+
+def _code_sequence(tag: int, codes: tuple[tuple[str, str], ...], encoding: Encoding) -> bytes:
+    """A sequence of DCM code items (CodeValue, CodingSchemeDesignator, CodeMeaning)."""
+    parts = [sequence_start(tag, b"SQ", encoding)]
+    for value, meaning in codes:
+        parts += [item_start(encoding),
+                  encode_element(0x00080100, b"SH", value.encode("ascii"), encoding),
+                  encode_element(0x00080102, b"SH", b"DCM", encoding),
+                  encode_element(0x00080104, b"LO", meaning.encode("ascii"), encoding),
+                  item_end(encoding)]
+    parts.append(sequence_end(encoding))
+    return b"".join(parts)
 
 
 def _what_changed(steps, value: bytes) -> str:

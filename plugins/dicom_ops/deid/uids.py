@@ -6,7 +6,9 @@ transfer syntax, coding scheme or similar (``CLASS_UID_TAGS``), or when its valu
 one the DICOM standard registers (under ``1.2.840.10008.``: SOP classes, transfer
 syntaxes, well-known frames of reference and coding schemes). Everything else names
 an instance (study, series, image, frame of reference, referenced object, device
-event...) and is mapped.
+event...) and is mapped: every attribute PS3.15 Table E.1-1 marks U is, including
+TemplateExtensionCreatorUID (it names the organisation that extended a template, so it
+can point to the hospital; ``include/deid/profile.csv`` lists them all).
 
 The integer is a version-8 (RFC 9562 "custom") UUID made of the first 128 bits of
 HMAC-SHA256(uid key, original UID): ``2.25.`` is the arc for UUIDs (ITU-T X.667),
@@ -42,7 +44,6 @@ CLASS_UID_TAGS = frozenset({
     0x00080117,  # ContextUID
     0x00080118,  # MappingResourceUID
     0x00081150,  # ReferencedSOPClassUID
-    0x0040DB0D,  # TemplateExtensionCreatorUID
     0x04000010,  # MACCalculationTransferSyntaxUID
     0x04000510,  # EncryptedContentTransferSyntaxUID
 })

@@ -10,6 +10,8 @@ and listed here:
   we write zeros.
 - File names: deid keeps the input name (often made of original UIDs); we name each
   file by its new SOP Instance UID.
+- DeidentificationMethodCodeSequence (0012,0064): we add the codes of the profile and
+  options the recipe conforms to; deid's recipe format cannot add a sequence.
 """
 
 from pathlib import Path
@@ -110,6 +112,10 @@ def test_every_element_ends_up_as_the_deid_library_leaves_it(tmp_path, recipe_te
         after_deid = {**flatten(b.file_meta, "meta"), **flatten(b)}
         dt = "(0008,002A)"
         assert after_ours.pop(dt, None) == after_deid.pop(dt, None)  # full precision: equal
+        declaration = {p: v for p, v in after_ours.items() if p.startswith("(0012,0064)")}
+        for path in declaration:
+            del after_ours[path]
+        assert bool(declaration) == (recipe_text is None)  # the features recipe keeps PHI
         assert outcome(before, after_ours) == outcome(before, after_deid)
         assert after_ours == after_deid
 

@@ -48,6 +48,7 @@ def test_the_shipped_recipe_keeps_geometry_and_removes_identity():
                         ("PatientBirthDate", b"DA"), ("AccessionNumber", b"SH")]:
         assert kind(recipe, keyword, vr) == STEPS, keyword
     assert [a.field for a in recipe.adds] == ["PatientIdentityRemoved", "DeidentificationMethod",
+                                              "DeidentificationMethodCodeSequence",
                                               "LongitudinalTemporalInformationModified"]
 
 
