@@ -8,16 +8,24 @@ Standard library only (and no dataclasses): a short-lived process that de-identi
 a series does not pay for importing pydicom.
 
 Supported: explicit and implicit VR little endian, explicit VR big endian (retired)
-and every encapsulated (compressed) transfer syntax; sequences of defined and
-undefined length, also when encoded as UN. Deflated transfer syntaxes and files
-without the ``DICM`` prefix are refused with ``Part10Error``.
+and every encapsulated (compressed) transfer syntax, whose fragments pass through
+byte for byte; sequences of defined and undefined length, also when encoded as UN.
+A deflated dataset (Deflated Explicit VR Little Endian, the JPIP Referenced Deflate
+syntaxes) is inflated into an anonymous in-memory file first, whose file meta names
+the inflated syntax: the output is then written in that syntax (explicit VR little
+endian), pixel data unchanged. Files without the ``DICM`` prefix are refused with
+``Part10Error``.
 """
 
 from __future__ import annotations
 
 import os
 import struct
+import tempfile
+import zlib
 from collections.abc import Callable
+
+from dicom_ops.uids import INFLATED_SYNTAX
 
 PREAMBLE_BYTES = 128
 MAGIC = b"DICM"
@@ -26,8 +34,11 @@ INITIAL_READ = 16 * 1024  # most CT and MR headers fit; more is read when needed
 
 TS_IMPLICIT_LE = "1.2.840.10008.1.2"
 TS_EXPLICIT_BE = "1.2.840.10008.1.2.2"
-TS_DEFLATED = frozenset({"1.2.840.10008.1.2.1.99", "1.2.840.10008.1.2.4.95"})
 TS_TAG = 0x00020010
+META_GROUP_LENGTH = 0x00020000
+INFLATE_CHUNK = 1 << 20
+# A deflated dataset is inflated in memory: bound what a hostile stream can make of it.
+MAX_INFLATED_BYTES = 4 << 30
 
 PIXEL_DATA = 0x7FE00010
 ITEM = 0xFFFEE000
@@ -78,8 +89,8 @@ EXPLICIT_BE = Encoding(explicit=True, little=False)
 
 
 def encoding_for(transfer_syntax: str) -> Encoding:
-    if transfer_syntax in TS_DEFLATED:
-        raise Part10Error(f"deflated transfer syntax {transfer_syntax} is not supported")
+    if transfer_syntax in INFLATED_SYNTAX:
+        raise Part10Error(f"deflated transfer syntax {transfer_syntax} must be inflated first")
     if transfer_syntax == TS_IMPLICIT_LE:
         return IMPLICIT_LE
     if transfer_syntax == TS_EXPLICIT_BE:
@@ -281,6 +292,9 @@ class Part10File:
             self.watch = watch
             self.found: list[Found] = []
             self.dataset_start, self.transfer_syntax = self._find_dataset()
+            self.inflated_from = ""  # the deflated syntax the file came in, if it did
+            if self.transfer_syntax in INFLATED_SYNTAX:
+                self._inflate()
             self.encoding = encoding_for(self.transfer_syntax)
         except BaseException:
             self.close()
@@ -341,6 +355,26 @@ class Part10File:
             raise Part10Error("file meta has no transfer syntax")
         return pos, transfer_syntax
 
+    def _inflate(self) -> None:
+        """Read on from an inflated copy: same file meta but the inflated syntax."""
+        deflated = self.transfer_syntax
+        inflated = INFLATED_SYNTAX[deflated]
+        meta = _meta_with_syntax(self.buffer[META_START:self.dataset_start], inflated)
+        target = _anonymous_file()
+        try:
+            _write_all(target, self.buffer[:PREAMBLE_BYTES] + MAGIC + meta)
+            _inflate_into(self.fd, self.dataset_start, self.size, target)
+        except BaseException:
+            os.close(target)
+            raise
+        os.close(self.fd)
+        self.fd = target
+        self.size = os.fstat(target).st_size
+        self.buffer = os.pread(target, min(self.size, INITIAL_READ), 0)
+        self.dataset_start = META_START + len(meta)
+        self.transfer_syntax = inflated
+        self.inflated_from = deflated
+
     def element_at(self, pos: int, parent: int = 0) -> Element:
         """The whole element starting at ``pos`` (a sequence with all its items)."""
         return self._retrying(
@@ -371,3 +405,66 @@ class Part10File:
             return buffer, walker.elements(0, len(buffer), self.encoding, 0, False, False)[0]
         except _NeedMore:
             raise Part10Error(f"truncated at byte {self.size}") from None
+
+
+def _meta_with_syntax(meta: bytes, transfer_syntax: str) -> bytes:
+    """File meta elements (explicit VR little endian) with another transfer syntax and
+    the group length to match."""
+    elements = []
+    pos = 0
+    while pos < len(meta):
+        group, number, vr, length = _META_HEADER(meta, pos)
+        header = 8
+        if vr in LONG_VRS:
+            length = EXPLICIT_LE.u32.unpack_from(meta, pos + 8)[0]
+            header = 12
+        tag = group << 16 | number
+        if tag == TS_TAG:
+            value = transfer_syntax.encode("ascii")
+            value += b"\0" * (len(value) % 2)
+            elements.append(struct.pack("<HH2sH", group, number, b"UI", len(value)) + value)
+        elif tag != META_GROUP_LENGTH:
+            elements.append(meta[pos:pos + header + length])
+        pos += header + length
+    body = b"".join(elements)
+    return struct.pack("<HH2sHL", 0x0002, 0x0000, b"UL", 4, len(body)) + body
+
+
+def _anonymous_file() -> int:
+    """A file with no name (in memory where the system has memfd): PHI never gets a path."""
+    if hasattr(os, "memfd_create"):
+        return os.memfd_create("dicom-ops-inflated", os.MFD_CLOEXEC)
+    handle = tempfile.TemporaryFile()
+    fd = os.dup(handle.fileno())
+    handle.close()
+    return fd
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def _inflate_into(source: int, start: int, size: int, target: int) -> None:
+    """Inflate the raw deflate stream (PS3.5 A.5: no zlib header) from ``start``."""
+    inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+    written = 0
+    pos = start
+    try:
+        while pos < size and not inflater.eof:
+            pending = os.pread(source, min(INFLATE_CHUNK, size - pos), pos)
+            pos += len(pending)
+            while pending:
+                chunk = inflater.decompress(pending, INFLATE_CHUNK)
+                pending = inflater.unconsumed_tail
+                written += len(chunk)
+                if written > MAX_INFLATED_BYTES:
+                    raise Part10Error(f"the deflated dataset inflates to more than "
+                                      f"{MAX_INFLATED_BYTES >> 30} GiB")
+                _write_all(target, chunk)
+        _write_all(target, inflater.flush())
+    except zlib.error:
+        raise Part10Error("cannot inflate the deflated dataset (corrupt deflate stream)") from None
+    if not inflater.eof:
+        raise Part10Error("the deflated dataset is truncated")
