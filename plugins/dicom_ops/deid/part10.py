@@ -21,8 +21,6 @@ from __future__ import annotations
 
 import os
 import struct
-import tempfile
-import zlib
 from collections.abc import Callable
 
 from dicom_ops.uids import INFLATED_SYNTAX
@@ -36,9 +34,6 @@ TS_IMPLICIT_LE = "1.2.840.10008.1.2"
 TS_EXPLICIT_BE = "1.2.840.10008.1.2.2"
 TS_TAG = 0x00020010
 META_GROUP_LENGTH = 0x00020000
-INFLATE_CHUNK = 1 << 20
-# A deflated dataset is inflated in memory: bound what a hostile stream can make of it.
-MAX_INFLATED_BYTES = 4 << 30
 
 PIXEL_DATA = 0x7FE00010
 ITEM = 0xFFFEE000
@@ -57,7 +52,7 @@ TEXT_VRS = frozenset({b"AE", b"AS", b"CS", b"DA", b"DS", b"DT", b"IS", b"LO", b"
                       b"SH", b"ST", b"TM", b"UC", b"UI", b"UR", b"UT"})
 
 VrLookup = Callable[[int], bytes]
-_META_HEADER = struct.Struct("<HH2sH").unpack_from
+META_HEADER = struct.Struct("<HH2sH").unpack_from
 
 
 class Part10Error(ValueError):
@@ -335,7 +330,7 @@ class Part10File:
                 self.grow(min(pos + 12, self.size))
                 if pos + 8 > len(self.buffer):
                     raise Part10Error(f"truncated at byte {self.size}")
-            group, number, vr, length = _META_HEADER(self.buffer, pos)
+            group, number, vr, length = META_HEADER(self.buffer, pos)
             if group != 0x0002:
                 break
             if vr in LONG_VRS:
@@ -357,16 +352,13 @@ class Part10File:
 
     def _inflate(self) -> None:
         """Read on from an inflated copy: same file meta but the inflated syntax."""
+        # Imported here: part10_inflate builds on this module's constants.
+        from dicom_ops.deid.part10_inflate import inflated_copy
+
         deflated = self.transfer_syntax
         inflated = INFLATED_SYNTAX[deflated]
-        meta = _meta_with_syntax(self.buffer[META_START:self.dataset_start], inflated)
-        target = _anonymous_file()
-        try:
-            _write_all(target, self.buffer[:PREAMBLE_BYTES] + MAGIC + meta)
-            _inflate_into(self.fd, self.dataset_start, self.size, target)
-        except BaseException:
-            os.close(target)
-            raise
+        target, meta = inflated_copy(self.fd, self.buffer, self.dataset_start, self.size,
+                                     inflated)
         os.close(self.fd)
         self.fd = target
         self.size = os.fstat(target).st_size
@@ -406,65 +398,3 @@ class Part10File:
         except _NeedMore:
             raise Part10Error(f"truncated at byte {self.size}") from None
 
-
-def _meta_with_syntax(meta: bytes, transfer_syntax: str) -> bytes:
-    """File meta elements (explicit VR little endian) with another transfer syntax and
-    the group length to match."""
-    elements = []
-    pos = 0
-    while pos < len(meta):
-        group, number, vr, length = _META_HEADER(meta, pos)
-        header = 8
-        if vr in LONG_VRS:
-            length = EXPLICIT_LE.u32.unpack_from(meta, pos + 8)[0]
-            header = 12
-        tag = group << 16 | number
-        if tag == TS_TAG:
-            value = transfer_syntax.encode("ascii")
-            value += b"\0" * (len(value) % 2)
-            elements.append(struct.pack("<HH2sH", group, number, b"UI", len(value)) + value)
-        elif tag != META_GROUP_LENGTH:
-            elements.append(meta[pos:pos + header + length])
-        pos += header + length
-    body = b"".join(elements)
-    return struct.pack("<HH2sHL", 0x0002, 0x0000, b"UL", 4, len(body)) + body
-
-
-def _anonymous_file() -> int:
-    """A file with no name (in memory where the system has memfd): PHI never gets a path."""
-    if hasattr(os, "memfd_create"):
-        return os.memfd_create("dicom-ops-inflated", os.MFD_CLOEXEC)
-    handle = tempfile.TemporaryFile()
-    fd = os.dup(handle.fileno())
-    handle.close()
-    return fd
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view):]
-
-
-def _inflate_into(source: int, start: int, size: int, target: int) -> None:
-    """Inflate the raw deflate stream (PS3.5 A.5: no zlib header) from ``start``."""
-    inflater = zlib.decompressobj(-zlib.MAX_WBITS)
-    written = 0
-    pos = start
-    try:
-        while pos < size and not inflater.eof:
-            pending = os.pread(source, min(INFLATE_CHUNK, size - pos), pos)
-            pos += len(pending)
-            while pending:
-                chunk = inflater.decompress(pending, INFLATE_CHUNK)
-                pending = inflater.unconsumed_tail
-                written += len(chunk)
-                if written > MAX_INFLATED_BYTES:
-                    raise Part10Error(f"the deflated dataset inflates to more than "
-                                      f"{MAX_INFLATED_BYTES >> 30} GiB")
-                _write_all(target, chunk)
-        _write_all(target, inflater.flush())
-    except zlib.error:
-        raise Part10Error("cannot inflate the deflated dataset (corrupt deflate stream)") from None
-    if not inflater.eof:
-        raise Part10Error("the deflated dataset is truncated")
