@@ -6,7 +6,7 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-SYSTEM_PACKAGES := dcmtk postgresql orthanc
+SYSTEM_PACKAGES := dcmtk dicom3tools postgresql orthanc
 PYTEST_ARGS ?=
 
 .PHONY: help run test venv system-deps lock lint bench clean
@@ -37,10 +37,13 @@ venv: $(STAMP)
 run: venv
 	$(BIN)/dicom-ops stack
 
-# System tools the tests use as real peers: dcmtk (storescu/storescp), PostgreSQL, Orthanc.
+# System tools the tests use as real peers: dcmtk (storescu/storescp), dicom3tools
+# (dciodvfy, the IOD checker), PostgreSQL, Orthanc. pynetdicom puts Python tools named
+# storescu/storescp in the venv's bin, so dcmtk is looked for by its own --version banner.
 system-deps:
 	@missing=""; \
-	command -v storescu >/dev/null || missing="$$missing dcmtk"; \
+	/usr/bin/storescu --version 2>/dev/null | grep -q '^\$$dcmtk:' || missing="$$missing dcmtk"; \
+	command -v dciodvfy >/dev/null || missing="$$missing dicom3tools"; \
 	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
 	command -v Orthanc >/dev/null || missing="$$missing orthanc"; \
 	if [ -n "$$missing" ]; then \

@@ -29,6 +29,15 @@ STANDARD_ROOT = "1.2.840.10008."  # registered by the standard: SOP classes, tra
 PYDICOM_ROOT = "1.2.826.0.1.3680043.8.498."  # pydicom's root, for made-up data
 MAX_UID_LENGTH = 64
 
+# Transfer syntaxes whose dataset is deflated (PS3.5 A.5), and the syntax of the same
+# dataset once inflated. Intake reads headers through the inflation, stores the bytes as
+# received; de-identification inflates and writes the inflated syntax.
+INFLATED_SYNTAX = {
+    "1.2.840.10008.1.2.1.99": "1.2.840.10008.1.2.1",  # Deflated Explicit VR Little Endian
+    "1.2.840.10008.1.2.4.95": "1.2.840.10008.1.2.4.94",  # JPIP Referenced Deflate
+    "1.2.840.10008.1.2.4.205": "1.2.840.10008.1.2.4.204",  # JPIP HTJ2K Referenced Deflate
+}
+
 _UID_PATTERN = re.compile(r"[0-9]+(\.[0-9]+)*")
 _VERSION_MASK = 0xF << 76
 _VERSION_8 = 0x8 << 76

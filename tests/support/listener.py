@@ -4,7 +4,8 @@
 settings (``cli_env``) plus ``DICOM_OPS_*`` overrides and returns a
 ``ListenerProcess`` with ``port``, ``log()``, ``stop()``, ``kill()`` and
 ``start()`` (again, on the same port). ``storescu``/``echoscu`` run dcmtk's
-clients; ``wait_until`` polls a condition; ``series_rows`` reads the app DB.
+clients (by absolute path: ``dcmtk.dcmtk_tool``); ``wait_until`` polls a condition;
+``series_rows`` reads the app DB.
 """
 
 from __future__ import annotations
@@ -22,15 +23,10 @@ from dicom_ops.db.models import Series
 from dicom_ops.db.session import session_scope
 from sqlalchemy import select
 
+from tests.support.dcmtk import dcmtk_tool
 from tests.support.postgres import free_port
 
 SCANNER_AET = "CT_SCANNER"
-
-
-def require_tool(name: str) -> str:
-    from tests.conftest import require_tool as require  # conftest imports this module
-
-    return require(name)
 
 
 @dataclass
@@ -80,7 +76,7 @@ class ListenerProcess:
 
 @pytest.fixture
 def start_listener(cli_env: dict[str, str], tmp_path: Path) -> Iterator[Callable[..., ListenerProcess]]:
-    require_tool("storescu")
+    dcmtk_tool("storescu")
     started: list[ListenerProcess] = []
 
     def start(**overrides: str) -> ListenerProcess:
@@ -99,7 +95,7 @@ def start_listener(cli_env: dict[str, str], tmp_path: Path) -> Iterator[Callable
 def storescu(port: int, files: Iterable[Path], *, calling_aet: str = SCANNER_AET,
              extra: Iterable[str] = (), check: bool = True) -> subprocess.CompletedProcess:
     """Send ``files`` in one association, in the order given (``-v``: statuses in stderr)."""
-    command = [require_tool("storescu"), "-v", "--no-halt", "-aet", calling_aet, "-aec", "DRAWCLIENT",
+    command = [dcmtk_tool("storescu"), "-v", "--no-halt", "-aet", calling_aet, "-aec", "DRAWCLIENT",
                *extra, "127.0.0.1", str(port), *[str(f) for f in files]]
     result = subprocess.run(command, capture_output=True, text=True, timeout=120)
     if check and result.returncode != 0:
@@ -109,7 +105,7 @@ def storescu(port: int, files: Iterable[Path], *, calling_aet: str = SCANNER_AET
 
 def echoscu(port: int, *, calling_aet: str = SCANNER_AET,
             extra: Iterable[str] = ()) -> subprocess.CompletedProcess:
-    command = [require_tool("echoscu"), "-aet", calling_aet, "-aec", "DRAWCLIENT", *extra,
+    command = [dcmtk_tool("echoscu"), "-aet", calling_aet, "-aec", "DRAWCLIENT", *extra,
                "127.0.0.1", str(port)]
     return subprocess.run(command, capture_output=True, text=True, timeout=60)
 

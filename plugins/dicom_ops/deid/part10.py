@@ -8,9 +8,13 @@ Standard library only (and no dataclasses): a short-lived process that de-identi
 a series does not pay for importing pydicom.
 
 Supported: explicit and implicit VR little endian, explicit VR big endian (retired)
-and every encapsulated (compressed) transfer syntax; sequences of defined and
-undefined length, also when encoded as UN. Deflated transfer syntaxes and files
-without the ``DICM`` prefix are refused with ``Part10Error``.
+and every encapsulated (compressed) transfer syntax, whose fragments pass through
+byte for byte; sequences of defined and undefined length, also when encoded as UN.
+A deflated dataset (Deflated Explicit VR Little Endian, the JPIP Referenced Deflate
+syntaxes) is inflated into an anonymous in-memory file first, whose file meta names
+the inflated syntax: the output is then written in that syntax (explicit VR little
+endian), pixel data unchanged. Files without the ``DICM`` prefix are refused with
+``Part10Error``.
 """
 
 from __future__ import annotations
@@ -19,6 +23,8 @@ import os
 import struct
 from collections.abc import Callable
 
+from dicom_ops.uids import INFLATED_SYNTAX
+
 PREAMBLE_BYTES = 128
 MAGIC = b"DICM"
 META_START = PREAMBLE_BYTES + len(MAGIC)
@@ -26,8 +32,8 @@ INITIAL_READ = 16 * 1024  # most CT and MR headers fit; more is read when needed
 
 TS_IMPLICIT_LE = "1.2.840.10008.1.2"
 TS_EXPLICIT_BE = "1.2.840.10008.1.2.2"
-TS_DEFLATED = frozenset({"1.2.840.10008.1.2.1.99", "1.2.840.10008.1.2.4.95"})
 TS_TAG = 0x00020010
+META_GROUP_LENGTH = 0x00020000
 
 PIXEL_DATA = 0x7FE00010
 ITEM = 0xFFFEE000
@@ -46,7 +52,7 @@ TEXT_VRS = frozenset({b"AE", b"AS", b"CS", b"DA", b"DS", b"DT", b"IS", b"LO", b"
                       b"SH", b"ST", b"TM", b"UC", b"UI", b"UR", b"UT"})
 
 VrLookup = Callable[[int], bytes]
-_META_HEADER = struct.Struct("<HH2sH").unpack_from
+META_HEADER = struct.Struct("<HH2sH").unpack_from
 
 
 class Part10Error(ValueError):
@@ -78,8 +84,8 @@ EXPLICIT_BE = Encoding(explicit=True, little=False)
 
 
 def encoding_for(transfer_syntax: str) -> Encoding:
-    if transfer_syntax in TS_DEFLATED:
-        raise Part10Error(f"deflated transfer syntax {transfer_syntax} is not supported")
+    if transfer_syntax in INFLATED_SYNTAX:
+        raise Part10Error(f"deflated transfer syntax {transfer_syntax} must be inflated first")
     if transfer_syntax == TS_IMPLICIT_LE:
         return IMPLICIT_LE
     if transfer_syntax == TS_EXPLICIT_BE:
@@ -281,6 +287,9 @@ class Part10File:
             self.watch = watch
             self.found: list[Found] = []
             self.dataset_start, self.transfer_syntax = self._find_dataset()
+            self.inflated_from = ""  # the deflated syntax the file came in, if it did
+            if self.transfer_syntax in INFLATED_SYNTAX:
+                self._inflate()
             self.encoding = encoding_for(self.transfer_syntax)
         except BaseException:
             self.close()
@@ -321,7 +330,7 @@ class Part10File:
                 self.grow(min(pos + 12, self.size))
                 if pos + 8 > len(self.buffer):
                     raise Part10Error(f"truncated at byte {self.size}")
-            group, number, vr, length = _META_HEADER(self.buffer, pos)
+            group, number, vr, length = META_HEADER(self.buffer, pos)
             if group != 0x0002:
                 break
             if vr in LONG_VRS:
@@ -340,6 +349,23 @@ class Part10File:
         if not transfer_syntax:
             raise Part10Error("file meta has no transfer syntax")
         return pos, transfer_syntax
+
+    def _inflate(self) -> None:
+        """Read on from an inflated copy: same file meta but the inflated syntax."""
+        # Imported here: part10_inflate builds on this module's constants.
+        from dicom_ops.deid.part10_inflate import inflated_copy
+
+        deflated = self.transfer_syntax
+        inflated = INFLATED_SYNTAX[deflated]
+        target, meta = inflated_copy(self.fd, self.buffer, self.dataset_start, self.size,
+                                     inflated)
+        os.close(self.fd)
+        self.fd = target
+        self.size = os.fstat(target).st_size
+        self.buffer = os.pread(target, min(self.size, INITIAL_READ), 0)
+        self.dataset_start = META_START + len(meta)
+        self.transfer_syntax = inflated
+        self.inflated_from = deflated
 
     def element_at(self, pos: int, parent: int = 0) -> Element:
         """The whole element starting at ``pos`` (a sequence with all its items)."""
@@ -371,3 +397,4 @@ class Part10File:
             return buffer, walker.elements(0, len(buffer), self.encoding, 0, False, False)[0]
         except _NeedMore:
             raise Part10Error(f"truncated at byte {self.size}") from None
+

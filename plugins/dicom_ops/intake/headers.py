@@ -16,13 +16,9 @@ from pathlib import Path
 from pydicom.dataset import Dataset
 from pydicom.filereader import _read_file_meta_info as read_file_meta_info
 from pydicom.filereader import read_dataset, read_preamble
-from pydicom.uid import (
-    DeflatedExplicitVRLittleEndian,
-    ExplicitVRBigEndian,
-    ImplicitVRLittleEndian,
-)
+from pydicom.uid import ExplicitVRBigEndian, ImplicitVRLittleEndian
 
-from dicom_ops.uids import is_valid_uid
+from dicom_ops.uids import INFLATED_SYNTAX, is_valid_uid
 
 _LAST_TAG_NEEDED = 0x0020000E
 _UID_KEYWORDS = ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID")
@@ -63,7 +59,7 @@ def _stop_after_series_uid(tag, _vr, _length) -> bool:
 
 def header_from_dataset_bytes(raw: bytes | memoryview, transfer_syntax: str) -> InstanceHeader:
     """The header of a dataset as encoded on the wire (no file meta) in ``transfer_syntax``."""
-    if transfer_syntax == DeflatedExplicitVRLittleEndian:
+    if transfer_syntax in INFLATED_SYNTAX:
         try:
             raw = zlib.decompressobj(-zlib.MAX_WBITS).decompress(raw)
         except zlib.error as exc:
@@ -90,7 +86,7 @@ def header_from_file(path: Path) -> InstanceHeader:
         try:
             meta = read_file_meta_info(handle)
             transfer_syntax = str(meta.get("TransferSyntaxUID", ""))
-            if transfer_syntax == DeflatedExplicitVRLittleEndian:
+            if transfer_syntax in INFLATED_SYNTAX:
                 return header_from_dataset_bytes(handle.read(), transfer_syntax)
             implicit = transfer_syntax == ImplicitVRLittleEndian
             little = transfer_syntax != ExplicitVRBigEndian

@@ -1,9 +1,9 @@
 """The DICOM listener: a pynetdicom storage SCP that files series into the datastore.
 
-C-ECHO and C-STORE for every storage SOP class, in the common transfer syntaxes
-(compressed ones are stored as they come, never decompressed). The C-STORE
-handler reads five header fields, writes the encoded bytes behind a file meta
-header, and returns; the completion checker thread (``completion``) decides when
+C-ECHO, and C-STORE for every storage SOP class (retired ones included) in every
+transfer syntax (``negotiation``): instances are stored as they come, never decoded.
+The C-STORE handler reads five header fields, writes the encoded bytes behind a file
+meta header, and returns; the completion checker thread (``completion``) decides when
 a series is finished.
 
 Statuses returned to the sender:
@@ -24,15 +24,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pydicom import uid as uids
 from pydicom.dataset import FileMetaDataset
-from pynetdicom import (
-    AE,
-    PYNETDICOM_IMPLEMENTATION_UID,
-    PYNETDICOM_IMPLEMENTATION_VERSION,
-    AllStoragePresentationContexts,
-    evt,
-)
+from pynetdicom import AE, PYNETDICOM_IMPLEMENTATION_UID, PYNETDICOM_IMPLEMENTATION_VERSION, evt
 from pynetdicom.dsutils import encode_file_meta
 from pynetdicom.sop_class import Verification
 from sqlalchemy import Engine
@@ -44,6 +37,7 @@ from dicom_ops.failures import describe, log_failure
 from dicom_ops.files import free_disk_bytes
 from dicom_ops.intake.completion import CompletionChecker, ReceivingTracker
 from dicom_ops.intake.headers import UnusableInstance, header_from_dataset_bytes
+from dicom_ops.intake.negotiation import SharedContexts, storage_sop_classes, transfer_syntaxes
 from dicom_ops.intake.quarantine import quarantine
 from dicom_ops.intake.storage import write_intake_file
 
@@ -55,25 +49,6 @@ STATUS_OUT_OF_RESOURCES = 0xA700
 # Big PDUs mean fewer trips through pynetdicom's per-PDU machinery: the largest
 # single win for throughput. 1 MiB bounds what one peer can make us buffer at once.
 MAX_PDU_SIZE = 1 << 20
-
-TRANSFER_SYNTAXES = [
-    uids.ExplicitVRLittleEndian,
-    uids.ImplicitVRLittleEndian,
-    uids.DeflatedExplicitVRLittleEndian,
-    uids.ExplicitVRBigEndian,
-    uids.JPEGBaseline8Bit,
-    uids.JPEGExtended12Bit,
-    uids.JPEGLosslessSV1,
-    uids.JPEGLossless,
-    uids.JPEGLSLossless,
-    uids.JPEGLSNearLossless,
-    uids.JPEG2000Lossless,
-    uids.JPEG2000,
-    uids.HTJ2KLossless,
-    uids.HTJ2KLosslessRPCL,
-    uids.HTJ2K,
-    uids.RLELossless,
-]
 
 _PREAMBLE = b"\x00" * 128 + b"DICM"
 
@@ -158,7 +133,8 @@ class Listener:
         ]
         address = (settings.listener_host, settings.listener_port if port is None else port)
         self._server = self.ae.start_server(address, block=False, evt_handlers=handlers,
-                                            ssl_context=ssl_context)
+                                            ssl_context=ssl_context,
+                                            contexts=SharedContexts(self.ae.supported_contexts))
         self.checker.start()
         log.info("listening on %s:%d as %s%s", address[0], self.port, settings.ae_title,
                  " with TLS" if settings.tls_cert else "")
@@ -292,8 +268,9 @@ def build_ae(settings: Settings) -> AE:
     ae.maximum_associations = settings.max_associations
     if settings.allowed_aets:
         ae.require_calling_aet = list(settings.allowed_aets)
-    for context in AllStoragePresentationContexts:
-        ae.add_supported_context(context.abstract_syntax, TRANSFER_SYNTAXES)
+    syntaxes = transfer_syntaxes()
+    for sop_class in storage_sop_classes():
+        ae.add_supported_context(sop_class, syntaxes)
     ae.add_supported_context(Verification)
     return ae
 

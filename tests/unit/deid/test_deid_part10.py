@@ -13,6 +13,7 @@ from pydicom.encaps import encapsulate
 from pydicom.uid import (
     DeflatedExplicitVRLittleEndian,
     ExplicitVRBigEndian,
+    ExplicitVRLittleEndian,
     ImplicitVRLittleEndian,
     JPEGBaseline8Bit,
 )
@@ -122,6 +123,30 @@ def test_broken_files_fail_with_a_clear_reason(tmp_path):
     with pytest.raises(DeidError, match="image 1 of 1: truncated"):
         deidentify_series([truncated], tmp_path / "out1", RECIPE, KEYS)
     series[1].file_meta.TransferSyntaxUID = DeflatedExplicitVRLittleEndian
-    deflated = save(series[1:2], tmp_path / "deflated")
-    with pytest.raises(DeidError, match="deflated transfer syntax .* is not supported"):
-        deidentify_series(deflated, tmp_path / "out2", RECIPE, KEYS)
+    deflated = save(series[1:2], tmp_path / "deflated")[0]
+    # Preamble, DICM, the group length element (12 bytes) and the group it counts.
+    dataset_start = 144 + pydicom.dcmread(deflated).file_meta.FileMetaInformationGroupLength
+    deflated.write_bytes(deflated.read_bytes()[:dataset_start] + b"\xff" * 64)  # not deflate
+    with pytest.raises(DeidError, match="image 1 of 1: cannot inflate the deflated dataset"):
+        deidentify_series([deflated], tmp_path / "out2", RECIPE, KEYS)
+
+
+def test_a_deflated_file_is_inflated_and_written_as_explicit_little_endian(tmp_path):
+    """Deflated Explicit VR Little Endian: the output says explicit VR little endian in its
+    file meta, and holds what de-identifying the explicit file holds, pixels unchanged."""
+    explicit = save(make_ct_series(synthetic_patient(7), TINY), tmp_path / "explicit")
+    series = make_ct_series(synthetic_patient(7), TINY)
+    for ds in series:
+        ds.file_meta.TransferSyntaxUID = DeflatedExplicitVRLittleEndian
+    deflated = save(series, tmp_path / "deflated")
+    assert pydicom.dcmread(deflated[0]).file_meta.TransferSyntaxUID == DeflatedExplicitVRLittleEndian
+
+    expected = deidentify_series(explicit, tmp_path / "out-explicit", RECIPE, KEYS)
+    result = deidentify_series(deflated, tmp_path / "out", RECIPE, KEYS)
+
+    for want, got, original in zip(expected.files, result.files, deflated, strict=True):
+        ds = pydicom.dcmread(got)
+        assert ds.file_meta.TransferSyntaxUID == ExplicitVRLittleEndian
+        assert values(got) == values(want)
+        assert ds.PixelData == pydicom.dcmread(original).PixelData
+        assert synthetic_patient(7).patient_id.encode() not in got.read_bytes()
