@@ -12,8 +12,8 @@ import pydicom
 import pytest
 from dicom_ops.devtools.rtstruct_builder import referenced_uids
 
-from tests.conftest import require_tool
 from tests.factories import SeriesGeometry, make_ct_series, synthetic_patient, write_series
+from tests.support.dcmtk import dcmtk_tool
 from tests.support.stack import start_stack
 
 pytestmark = pytest.mark.slow
@@ -31,7 +31,7 @@ def _wait_for_rtstructs(datastore: Path, count: int, stack, timeout: float) -> l
 
 
 def test_storescu_to_rtstruct_in_the_origin_folder_through_the_running_stack(tmp_path):
-    storescu = require_tool("storescu")
+    storescu = dcmtk_tool("storescu")
     stack = start_stack(tmp_path / "var", {"DICOM_OPS_QUIET_SECONDS": "2"})
     try:
         stack.wait_healthy(timeout=240)

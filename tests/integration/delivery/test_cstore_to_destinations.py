@@ -19,7 +19,7 @@ from dicom_ops.uids import new_uid
 from pydicom.uid import RTStructureSetStorage
 from pynetdicom import AE, ALL_TRANSFER_SYNTAXES, evt
 
-from tests.conftest import require_tool
+from tests.support.dcmtk import dcmtk_tool
 from tests.support.deidentified_job import DeidentifiedJob, deidentified_job
 from tests.support.postgres import free_port
 
@@ -52,7 +52,7 @@ def wait_for_port(port: int, process: subprocess.Popen, seconds: float = 15.0) -
 @pytest.fixture
 def start_storescp(tmp_path: Path) -> Iterator[Callable[..., Path]]:
     """Starts dcmtk storescp on a port; returns the folder it stores into. Stopped after."""
-    binary = require_tool("storescp")
+    binary = dcmtk_tool("storescp")
     processes: list[subprocess.Popen] = []
 
     def start(port: int, *options: str) -> Path:
