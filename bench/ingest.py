@@ -27,6 +27,7 @@ from pathlib import Path
 
 from dicom_ops.db.models import Series
 from dicom_ops.db.session import session_scope, upgrade
+from dicom_ops.devtools.dcmtk import DcmtkMissing, require_dcmtk, version_banner
 from dicom_ops.devtools.synthetic import (
     SeriesGeometry,
     make_ct_series,
@@ -57,9 +58,9 @@ def wait_for_port(port: int, process: subprocess.Popen, timeout: float = 30) -> 
     raise SystemExit(f"nothing listens on port {port}")
 
 
-def send(port: int, folder: Path) -> float:
+def send(storescu: str, port: int, folder: Path) -> float:
     started = time.perf_counter()
-    result = subprocess.run(["storescu", "-aec", "BENCH", "-aet", "BENCHSCU", "127.0.0.1",
+    result = subprocess.run([storescu, "-aec", "BENCH", "-aet", "BENCHSCU", "127.0.0.1",
                              str(port), "+sd", str(folder)], capture_output=True, text=True)
     elapsed = time.perf_counter() - started
     if result.returncode != 0:
@@ -84,9 +85,14 @@ def main() -> int:
     parser.add_argument("--slices", type=int, default=200)
     parser.add_argument("--size", type=int, default=512)
     args = parser.parse_args()
-    for tool in ("storescu", "storescp"):
-        if shutil.which(tool) is None:
-            raise SystemExit(f"{tool} is not installed (apt-get install dcmtk)")
+    # The anchor must be dcmtk itself, by absolute path: pynetdicom's Python storescp in the
+    # venv's bin would otherwise stand in for it whenever the venv is on PATH.
+    try:
+        storescu, storescp = require_dcmtk("storescu"), require_dcmtk("storescp")
+    except DcmtkMissing as missing:
+        raise SystemExit(str(missing)) from None
+    for tool in (storescu, storescp):
+        print(f"anchor: {tool}: {version_banner(tool)}")
 
     with tempfile.TemporaryDirectory(prefix="bench-ingest-") as tmp:
         base = Path(tmp)
@@ -114,7 +120,7 @@ def main() -> int:
         storescp_out.mkdir()
         ours = subprocess.Popen([str(BIN / "dicom-ops"), "listener", "--port", str(our_port)],
                                 env=env)
-        theirs = subprocess.Popen(["storescp", "-od", str(storescp_out), str(their_port)],
+        theirs = subprocess.Popen([storescp, "-od", str(storescp_out), str(their_port)],
                                   env=dict(os.environ, TCP_NODELAY="1"))
         try:
             wait_for_port(our_port, ours)
@@ -124,11 +130,11 @@ def main() -> int:
                 order = ["theirs", "ours"] if number % 2 == 0 else ["ours", "theirs"]
                 for who in order:
                     if who == "theirs":
-                        their_times.append(send(their_port, folder))
+                        their_times.append(send(storescu, their_port, folder))
                         shutil.rmtree(storescp_out)
                         storescp_out.mkdir()
                     else:
-                        our_times.append(send(our_port, folder))
+                        our_times.append(send(storescu, our_port, folder))
                         ready_after.append(wait_ready(db_url, series_uids[number]))
                 print(f"round {number + 1}: storescp {their_times[-1]:.2f} s, "
                       f"ours {our_times[-1]:.2f} s")

@@ -35,6 +35,7 @@ sys.path.insert(0, str(REPO))
 
 from dicom_ops.db.models import Event, JobSeries, Series, Transfer  # noqa: E402
 from dicom_ops.db.session import session_scope  # noqa: E402
+from dicom_ops.devtools.dcmtk import DcmtkMissing, require_dcmtk  # noqa: E402
 from dicom_ops.devtools.synthetic import (  # noqa: E402
     SeriesGeometry,
     make_ct_series,
@@ -73,7 +74,10 @@ def main() -> None:
     parser.add_argument("--quiet", type=int, default=30, help="DICOM_OPS_QUIET_SECONDS")
     parser.add_argument("--slices", type=int, default=60)
     args = parser.parse_args()
-    storescu = shutil.which("storescu") or sys.exit("storescu (dcmtk) is required")
+    try:  # dcmtk's, by absolute path: never pynetdicom's namesake in the venv's bin
+        storescu = require_dcmtk("storescu")
+    except DcmtkMissing as missing:
+        sys.exit(str(missing))
 
     workdir = Path(tempfile.mkdtemp(prefix="dicom-ops-bench-turnaround-"))
     stack = start_stack(workdir / "var", {"DICOM_OPS_QUIET_SECONDS": str(args.quiet),

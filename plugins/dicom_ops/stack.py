@@ -54,6 +54,25 @@ class Stack:
         return Path(sys.executable).parent
 
 
+CLI_COMMANDS = ("airflow", "dicom-ops")
+
+
+def cli_folder(data_root: Path) -> Path:
+    """``<data root>/bin``: links to the venv's ``airflow`` and ``dicom-ops``, nothing else."""
+    folder = data_root / "bin"
+    folder.mkdir(parents=True, exist_ok=True)
+    venv_bin = Path(sys.executable).parent
+    for name in CLI_COMMANDS:
+        link = folder / name
+        if link.is_symlink() and os.readlink(link) == str(venv_bin / name):
+            continue
+        temporary = folder / f".{name}.{os.getpid()}.link"
+        temporary.unlink(missing_ok=True)
+        temporary.symlink_to(venv_bin / name)
+        os.replace(temporary, link)  # atomic: a second `make run` never sees no link
+    return folder
+
+
 def prepare(environ: dict[str, str] | None = None) -> Stack:
     """Environment of every process of the embedded stack."""
     env = dict(os.environ if environ is None else environ)
@@ -62,8 +81,11 @@ def prepare(environ: dict[str, str] | None = None) -> Stack:
     env.setdefault("DICOM_OPS_SECRET_KEY", keep_secret(data_root / "secret_key"))
     settings = load_settings(env)  # fails here, before anything starts, on a bad setting
     env["DICOM_OPS_DB_URL"] = settings.db_url
-    bin_dir = str(Path(sys.executable).parent)
-    env["PATH"] = bin_dir + os.pathsep + env.get("PATH", "")  # standalone runs bare `airflow`
+    # `airflow standalone` starts its parts by the bare name `airflow`, and users of
+    # var/env.sh want `dicom-ops`; but the venv's bin also holds pynetdicom's `storescu`,
+    # `storescp`, `echoscu`... which would shadow dcmtk's. So PATH gets a folder of links
+    # to exactly our two commands, not the venv's bin.
+    env["PATH"] = str(cli_folder(data_root)) + os.pathsep + env.get("PATH", "")
     airflow_home = data_root / "airflow"
     api_port = int(env.get("AIRFLOW__API__PORT", DEFAULT_API_PORT))  # tests pick a free one
     env.update({

@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -22,8 +23,13 @@ def test_prepare_keeps_one_secret_and_points_airflow_at_the_repo(tmp_path):
     assert first.env["AIRFLOW__CORE__LOAD_EXAMPLES"] == "False"
     assert first.env["AIRFLOW__API__HOST"] == "127.0.0.1"
     assert first.env["AIRFLOW__API__PORT"] == "8080"
-    # `airflow standalone` starts its parts by the bare name `airflow`.
-    assert first.env["PATH"].split(os.pathsep)[0] == str(Path(sys.executable).parent)
+    # `airflow standalone` starts its parts by the bare name `airflow`; the venv's other
+    # programs (pynetdicom's storescu, storescp, echoscu) must not shadow dcmtk's.
+    cli = Path(first.env["PATH"].split(os.pathsep)[0])
+    assert cli == tmp_path / "var" / "bin"
+    assert sorted(p.name for p in cli.iterdir()) == ["airflow", "dicom-ops"]
+    assert (cli / "airflow").resolve() == (Path(sys.executable).parent / "airflow").resolve()
+    assert shutil.which("storescu", path=first.env["PATH"]) in (None, "/usr/bin/storescu")
 
 
 def test_draw_connection_points_at_the_local_emulator_with_its_token(tmp_path):
