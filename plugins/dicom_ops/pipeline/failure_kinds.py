@@ -130,13 +130,21 @@ def rule_for(error_type: type[BaseException]) -> FailureRule:
     return UNKNOWN
 
 
+def _error_text(error: BaseException) -> str:
+    """The error's own words. An OS error's text names its file, and files live in folders
+    that watch-folder writers may name after the patient: only its errno and reason."""
+    if isinstance(error, OSError) and error.strerror:
+        return f"[Errno {error.errno}] {error.strerror}" if error.errno else error.strerror
+    return str(error)
+
+
 def classify(error: BaseException) -> Classified:
     """Permanent or transient, with the reason to show (no UIDs) and, for ``JobFailed``,
     its own stage."""
     if isinstance(error, JobFailed):
         return Classified(FailureKind.PERMANENT, redact_identifiers(error.reason), error.stage)
     rule = rule_for(type(error))
-    message = redact_identifiers(str(error)) or type(error).__name__
+    message = redact_identifiers(_error_text(error)) or type(error).__name__
     if rule is UNKNOWN:
         message = f"{type(error).__name__}: {message}"
     return Classified(rule.kind, rule.reason.replace("{error}", message))

@@ -103,3 +103,13 @@ def test_every_entry_has_a_kind_and_a_reason():
     for error_type, rule in FAILURE_KINDS.items():
         assert isinstance(rule.kind, FailureKind), error_type
         assert rule.reason.strip(), error_type
+
+
+def test_an_os_error_does_not_show_the_file_it_names():
+    error = FileNotFoundError(errno.ENOENT, "No such file or directory",
+                              "/data/watch/Smith_John_1970/scan")
+
+    failure = classify(error)
+
+    assert failure.reason == "file system error: [Errno 2] No such file or directory"
+    assert "Smith" not in failure.reason
