@@ -287,6 +287,13 @@ SETTINGS: tuple[Setting, ...] = (
             "an integer 1-10080",
             "The DRAW server not answering draw_watchdog's health check for this long is "
             "reported, once per outage (a busy 503 counts as answering)."),
+    Setting("services_dir", str(REPO_ROOT / "include" / "services"), _path, "a directory path",
+            "Service folders, one per service, each with a dcm-processor.json (or a legacy "
+            "settings.json); each becomes the DAG service_<name>."),
+    Setting("services_lookback_hours", "24", _int_range(1, 8760), "an integer 1-8760",
+            "Services take event items (ready series, quiet studies, delivered RTSTRUCTs) "
+            "of at most this many hours ago, each once per service: a service dropped in "
+            "also runs on the items of this window."),
 )
 
 
@@ -331,6 +338,8 @@ class Settings:
     notify_smtp_conn: str
     notify_stuck_minutes: int
     notify_draw_unreachable_minutes: int
+    services_dir: Path
+    services_lookback_hours: int
 
     @property
     def datastore_dir(self) -> Path:

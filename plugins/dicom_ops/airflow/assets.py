@@ -9,6 +9,12 @@ Airflow (draw_queue) also name it as an outlet.
 ``DRAW_RESULTS``: "the DRAW server finished a task we wait for"; its watcher
 (``DrawResultsTrigger``) polls the server, and draw_import is scheduled on it.
 
+``STUDY_READY`` ("no series of a study is still receiving") and ``RTSTRUCT_DELIVERED``
+("an RTSTRUCT was delivered") start services (``dags/services.py``); their watcher
+(``ServiceEventTrigger``) polls the app DB, which intake and delivery write (why a
+watcher and not outlets: see that trigger's docstring). ``EVENT_ASSETS`` maps each
+service event to its asset.
+
 Always import this object; never re-declare the asset in a DAG file: every DAG
 file that mentions the asset must carry the same watcher, or parsing that file
 would remove the watcher again.
@@ -20,6 +26,7 @@ from airflow.sdk import Asset, AssetWatcher
 
 from dicom_ops.airflow.triggers.draw import DrawResultsTrigger
 from dicom_ops.airflow.triggers.series_ready import SeriesReadyTrigger
+from dicom_ops.airflow.triggers.service_events import ServiceEventTrigger
 
 SERIES_READY = Asset(
     name="series_ready",
@@ -38,3 +45,23 @@ DRAW_RESULTS = Asset(
     watchers=[AssetWatcher(name="draw_results_on_server",
                            trigger=DrawResultsTrigger(poll_seconds=5.0))],
 )
+
+STUDY_READY = Asset(
+    name="study_ready",
+    uri="x-dicom-ops://study/ready",
+    group="dicom_ops",
+    watchers=[AssetWatcher(name="study_quiet_in_app_db",
+                           trigger=ServiceEventTrigger(event="study_ready", poll_seconds=5.0))],
+)
+
+RTSTRUCT_DELIVERED = Asset(
+    name="rtstruct_delivered",
+    uri="x-dicom-ops://rtstruct/delivered",
+    group="dicom_ops",
+    watchers=[AssetWatcher(name="rtstruct_delivered_in_app_db",
+                           trigger=ServiceEventTrigger(event="rtstruct_delivered",
+                                                       poll_seconds=5.0))],
+)
+
+EVENT_ASSETS = {"series_ready": SERIES_READY, "study_ready": STUDY_READY,
+                "rtstruct_delivered": RTSTRUCT_DELIVERED}

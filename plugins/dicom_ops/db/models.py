@@ -56,6 +56,9 @@ SERVER_COPY_FATES = (
 )
 UID_KINDS = ("study", "series", "sop", "frame_of_reference", "other")
 INTAKE_FOLDER_STATES = ("registered", "empty")
+# Services (``dicom_ops.services``): what starts a service job, and how its run ended.
+SERVICE_EVENTS = ("series_ready", "study_ready", "rtstruct_delivered")
+SERVICE_RUN_STATUSES = ("running", "succeeded", "failed", "skipped")
 
 UID_LENGTH = 64
 
@@ -298,3 +301,58 @@ class Event(Base):
     actor: Mapped[str] = mapped_column(String(64))
     kind: Mapped[str] = mapped_column(String(64))
     message: Mapped[str] = mapped_column(Text, default="")
+
+
+class ServiceItem(Base):
+    """One event item (a ready series, a quiet study, a delivered RTSTRUCT) taken by one
+    service: claimed once per service and ``stamp`` (a series sent again is a new item).
+
+    ``item_key`` is the series id, the job id, or the Study Instance UID; only the row id
+    ever leaves the app DB (XCom, task labels, logs)."""
+
+    __tablename__ = "service_item"
+    __table_args__ = (
+        CheckConstraint(_in("event", SERVICE_EVENTS), name="event"),
+        UniqueConstraint("service", "event", "item_key", "stamp", name="service_item_once"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    service: Mapped[str] = mapped_column(String(128), index=True)
+    event: Mapped[str] = mapped_column(String(32))
+    item_key: Mapped[str] = mapped_column(String(UID_LENGTH))
+    stamp: Mapped[datetime] = mapped_column(UTCDateTime)
+    series_id: Mapped[int | None] = mapped_column(ForeignKey("series.id"))
+    job_id: Mapped[int | None] = mapped_column(ForeignKey("job.id", ondelete="SET NULL"))
+    claimed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    runs: Mapped[list[ServiceRun]] = relationship(back_populates="item",
+                                                  cascade="all, delete-orphan")
+
+
+class ServiceRun(Base):
+    """One job of a service run for one item: its outcome, the reason of a skip or
+    failure (no patient values), and the small dict the worker returned (JSON)."""
+
+    __tablename__ = "service_run"
+    __table_args__ = (
+        CheckConstraint(_in("status", SERVICE_RUN_STATUSES), name="status"),
+        UniqueConstraint("item_id", "job_name", name="service_run_once"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    item_id: Mapped[int] = mapped_column(ForeignKey("service_item.id", ondelete="CASCADE"),
+                                         index=True)
+    job_name: Mapped[str] = mapped_column(String(128))
+    status: Mapped[str] = mapped_column(String(16), default="running")
+    reason: Mapped[str | None] = mapped_column(Text)
+    result: Mapped[str | None] = mapped_column(Text)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    item: Mapped[ServiceItem] = relationship(back_populates="runs")
+
+
+# Services look for recent items by time ("ready or delivered in the last N hours"):
+# without these the question would scan every series and transfer ever recorded.
+Index("ix_series_ready_at", Series.ready_at)
+Index("ix_transfer_delivered_at", Transfer.delivered_at)
