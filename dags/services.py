@@ -14,6 +14,8 @@ For each event the service starts on:
    one before (trigger rule all_done); a job whose dependency did not succeed, or
    whose registry callback says no, is skipped with the reason in its log.
    `priority` is the task's priority weight, `timeout` its execution timeout.
+3. summary_<event>: counts of succeeded / failed / skipped; fails (a red run) when any
+   job failed, naming the job, the item and the reason.
 
 A broken definition still gives its DAG: one task, `definition_error`, that fails
 with each problem (file, job, key); the DAG's description says so too. The other
@@ -31,6 +33,7 @@ from dicom_ops.airflow.operators.services import (
     ServiceDefinitionErrorOperator,
     ServiceDisabledOperator,
     ServiceJobOperator,
+    ServiceSummaryOperator,
 )
 from dicom_ops.config import get_settings
 from dicom_ops.services import InstalledService, ServiceDefinition, installed_services
@@ -84,7 +87,10 @@ def service_dag(definition: ServiceDefinition) -> DAG:
                         previous >> task
                     previous = task
 
-            find >> per_item.expand(item_id=find.output)
+            jobs = per_item.expand(item_id=find.output)
+            summary = ServiceSummaryOperator(task_id=f"summary_{event}", item_ids=find.output,
+                                             trigger_rule="all_done")
+            find >> jobs >> summary
     return dag
 
 

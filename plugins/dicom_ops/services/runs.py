@@ -106,3 +106,18 @@ def list_runs(session: Session, service: str | None = None, limit: int = 50) -> 
                    json.loads(run.result) if run.result else None, run.started_at,
                    run.ended_at)
             for run, item in session.execute(query).all()]
+
+
+def summarise(session: Session, item_ids: list[int]) -> tuple[dict[str, int], list[str]]:
+    """Counts by status over the items' records, and the failed ones as
+    ``"<job> on item <id>: <reason>"``."""
+    counts = {status.value: 0 for status in RunStatus}
+    failed = []
+    if not item_ids:
+        return counts, failed
+    for run in session.scalars(select(ServiceRun).where(ServiceRun.item_id.in_(item_ids))
+                               .order_by(ServiceRun.item_id, ServiceRun.id)):
+        counts[run.status] += 1
+        if run.status == RunStatus.FAILED:
+            failed.append(f"{run.job_name} on item {run.item_id}: {run.reason}")
+    return counts, failed

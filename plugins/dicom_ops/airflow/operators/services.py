@@ -18,7 +18,7 @@ from dicom_ops.db.session import session_scope
 from dicom_ops.services.definition import ServiceDefinitionError, load_service
 from dicom_ops.services.events import claim_items
 from dicom_ops.services.runner import ServiceJobFailed, run_job
-from dicom_ops.services.runs import RunStatus
+from dicom_ops.services.runs import RunStatus, summarise
 
 
 class ClaimServiceItemsOperator(BaseOperator):
@@ -75,6 +75,32 @@ class ServiceJobOperator(BaseOperator):
         if outcome.status is RunStatus.SKIPPED:
             raise AirflowSkipException(outcome.reason)
         return outcome.result
+
+
+class ServiceSummaryOperator(BaseOperator):
+    """After every item's jobs: the run's outcome in one line, and a failed task (so a
+    red run) when any job failed. A DAG run's state follows its last tasks only, and each
+    item's last job runs whatever its earlier jobs did; this task is what keeps a
+    failure visible on the run."""
+
+    template_fields: Sequence[str] = ("item_ids",)
+    ui_color = "#e4ecf7"
+
+    def __init__(self, *, item_ids: Any, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.item_ids = item_ids
+
+    def execute(self, context: Context) -> dict[str, int]:
+        item_ids = [int(i) for i in (self.item_ids or [])]
+        with session_scope(task_settings().db_url) as session:
+            counts, failed = summarise(session, item_ids)
+        self.log.info("%d item(s): %s", len(item_ids),
+                      ", ".join(f"{n} {status}" for status, n in counts.items()))
+        if failed:
+            for line in failed:
+                self.log.error("failed: %s", line)
+            raise AirflowFailException(f"{len(failed)} job run(s) failed: " + "; ".join(failed))
+        return counts
 
 
 class ServiceDefinitionErrorOperator(BaseOperator):
