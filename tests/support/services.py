@@ -71,3 +71,29 @@ def trace(services_dir: Path) -> list[dict[str, Any]]:
     if not path.exists():
         return []
     return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def start_storescp(out_dir: Path, port: int, aet: str = "ARCHIVE"):
+    """dcmtk's storescp on loopback, storing into ``out_dir``; returns the process (the
+    caller stops it). Found by absolute path and banner (``dcmtk.dcmtk_tool``)."""
+    import socket
+    import subprocess
+    import time
+
+    from tests.support.dcmtk import dcmtk_tool
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    process = subprocess.Popen([dcmtk_tool("storescp"), "-aet", aet, "-od", str(out_dir),
+                                str(port)],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"storescp exited with {process.returncode}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return process
+        except OSError:
+            time.sleep(0.05)
+    process.kill()
+    raise RuntimeError(f"storescp did not listen on {port}")
