@@ -177,3 +177,44 @@ def test_a_broken_definition_is_its_own_dags_failed_task_and_others_still_load(s
     assert failed.state == "failed"
     assert task_states(failed) == {("definition_error", -1): "failed"}
     assert dags["service_good"].test().state == "success"
+
+
+def test_a_service_on_two_events_runs_per_series_and_per_study_on_either_asset(services_dir):
+    settings = get_settings()
+    write_service(services_dir, "two-events", [
+        {"jobName": "check", "workerEntry": "worker:work", "kind": "pre",
+         "events": ["series_ready", "study_ready"]},
+        {"jobName": "per-series", "workerEntry": "worker:work"},
+        {"jobName": "per-study", "workerEntry": "worker:work", "events": "study_ready"},
+    ])
+    ready_series_on_disk(settings, patient_index=8, series_number=1)
+    ready_series_on_disk(settings, patient_index=8, series_number=2)
+    dag = load_service_dags()["service_two-events"]
+    assert {asset.name for asset in dag.timetable.asset_condition.objects} == {
+        "series_ready", "study_ready"}
+
+    run = dag.test()
+
+    assert run.state == "success"
+    jobs = sorted((entry["job"], entry["item"]) for entry in trace(services_dir))
+    assert [job for job, _ in jobs] == ["check", "check", "check", "per-series", "per-series",
+                                        "per-study"]
+
+
+def test_a_failed_pre_service_skips_the_jobs_after_it_saying_why(services_dir):
+    settings = get_settings()
+    write_service(services_dir, "guarded", [
+        {"jobName": "guard", "workerEntry": "worker:work", "kind": "pre", "params": {"fail": 1}},
+        {"jobName": "main", "workerEntry": "worker:work"},
+        {"jobName": "tidy", "workerEntry": "worker:work", "kind": "post"},
+    ])
+    ready_series_on_disk(settings, patient_index=9)
+
+    run = load_service_dags()["service_guarded"].test()
+
+    assert run.state == "failed"
+    runs = runs_by_job(settings.db_url)
+    (item,) = {item for item, _ in runs}
+    assert runs[(item, "main")].reason == "pre-service 'guard' failed for this item"
+    assert runs[(item, "tidy")].status == "skipped"
+    assert task_states(run)[("summary_series_ready", -1)] == "failed"

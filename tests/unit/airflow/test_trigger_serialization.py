@@ -11,9 +11,10 @@ import pkgutil
 import dicom_ops.airflow.triggers as triggers_package
 import pytest
 from airflow.triggers.base import BaseTrigger
-from dicom_ops.airflow.assets import DRAW_RESULTS, SERIES_READY
+from dicom_ops.airflow.assets import DRAW_RESULTS, RTSTRUCT_DELIVERED, SERIES_READY, STUDY_READY
 from dicom_ops.airflow.triggers.draw import DrawHealthTrigger, DrawResultsTrigger
 from dicom_ops.airflow.triggers.series_ready import SeriesReadyTrigger
+from dicom_ops.airflow.triggers.service_events import ServiceEventTrigger
 
 # One trigger per class, with arguments other than the defaults, so a kwarg that
 # serialize() forgets shows up as a difference.
@@ -21,8 +22,11 @@ EXAMPLES: dict[type[BaseTrigger], BaseTrigger] = {
     DrawHealthTrigger: DrawHealthTrigger("draw_other", poll_seconds=12.5, timeout_seconds=60),
     DrawResultsTrigger: DrawResultsTrigger("draw_other", poll_seconds=3.0),
     SeriesReadyTrigger: SeriesReadyTrigger(poll_seconds=0.5, db_url="sqlite:///x.sqlite"),
+    ServiceEventTrigger: ServiceEventTrigger("study_ready", poll_seconds=0.5,
+                                             db_url="sqlite:///x.sqlite"),
 }
-WATCHED = [watcher.trigger for asset in (SERIES_READY, DRAW_RESULTS)
+WATCHED = [watcher.trigger for asset in (SERIES_READY, DRAW_RESULTS, STUDY_READY,
+                                                     RTSTRUCT_DELIVERED)
            for watcher in asset.watchers]
 
 
