@@ -60,7 +60,9 @@ class ServiceJobOperator(BaseOperator):
         self.job_name = job_name
         self.item_id = item_id
 
-    def execute(self, context: Context) -> dict[str, Any] | None:
+    def execute(self, context: Context) -> None:
+        # Returns nothing: the worker's dict is the service's to shape, so it is kept in
+        # the app DB (service_run) and never put in XCom, where PHI must never go.
         try:
             definition = load_service(Path(self.service_folder))
         except ServiceDefinitionError as exc:
@@ -74,7 +76,6 @@ class ServiceJobOperator(BaseOperator):
             raise AirflowFailException(str(exc)) from None
         if outcome.status is RunStatus.SKIPPED:
             raise AirflowSkipException(outcome.reason)
-        return outcome.result
 
 
 class ServiceSummaryOperator(BaseOperator):
