@@ -17,7 +17,10 @@ from __future__ import annotations
 import json
 import logging
 import shutil
-from collections.abc import Callable, Mapping, Sequence
+import signal
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -210,15 +213,44 @@ def deliver_output(settings: Settings, data: ItemData, path: Path,
     return target
 
 
+class JobTimedOut(Exception):
+    """A job ran past its ``timeout`` in ``run_item`` (Airflow has its own for tasks)."""
+
+
+@contextmanager
+def _time_limit(seconds: int | None) -> Iterator[None]:
+    """SIGALRM after ``seconds`` raises JobTimedOut in the job (main thread only)."""
+    if not seconds or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def expired(signum, frame):
+        raise JobTimedOut(f"past {seconds} s")
+
+    previous = signal.signal(signal.SIGALRM, expired)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+
+
 def run_item(settings: Settings, definition: ServiceDefinition, item_id: int, event: str,
              *, nodes: NodeResolver | None = None) -> list[tuple[str, JobOutcome]]:
     """Every enabled job of ``event`` for one item, in run order, in this process
-    (``dicom-ops services run``); a failed job is recorded and the next one still runs."""
+    (``dicom-ops services run``), each within its ``timeout``; a failed job is recorded
+    and the next one still runs."""
     outcomes = []
     for job in definition.jobs_for(event):
         try:
-            outcome = run_job(settings, definition, job.job_name, item_id, nodes=nodes)
+            with _time_limit(job.timeout):
+                outcome = run_job(settings, definition, job.job_name, item_id, nodes=nodes,
+                                  timeout_errors=(JobTimedOut,))
         except ServiceJobFailed as exc:
             outcome = JobOutcome(RunStatus.FAILED, str(exc))
+        except JobTimedOut:
+            outcome = JobOutcome(RunStatus.FAILED, f"timed out after {job.timeout} s (the "
+                                                   "job's timeout)")
         outcomes.append((job.job_name, outcome))
     return outcomes

@@ -15,7 +15,8 @@ from dicom_ops.uids import new_uid
 from sqlalchemy import select
 
 from tests.support.pipeline import ready_series_on_disk
-from tests.support.services import EXAMPLES, copy_example, write_service
+from tests.support.postgres import free_port
+from tests.support.services import EXAMPLES, copy_example, start_storescp, write_service
 
 DELIVERING_WORKER = '''
 from pydicom import dcmread
@@ -29,7 +30,7 @@ def make_and_deliver(ctx):
     ds.SeriesDescription = "made by a service"
     out = ctx.output_folder / "derived.dcm"
     ds.save_as(out)
-    where = ctx.deliver(out, destinations=[])
+    where = ctx.deliver(out, destinations=ctx.params["destinations"])
     return {"delivered_as": where.name}
 '''
 
@@ -96,24 +97,56 @@ def test_run_reports_each_job_and_runs_records_it_without_patient_data(cli_env, 
     assert unknown.returncode == 1 and "no series with that Series Instance UID" in unknown.stderr
 
 
-def test_a_service_output_is_delivered_into_the_origin_folder(settings, tmp_path):
+def test_a_service_output_is_delivered_into_the_origin_folder_and_by_c_store(settings,
+                                                                           tmp_path):
     from dicom_ops.services import load_service
     from dicom_ops.services.events import claim_item, item_now
+    from dicom_ops.services.nodes import node_from_environment
     from dicom_ops.services.runner import run_item
 
     folder = write_service(tmp_path / "services", "derive", [
         {"jobName": "derive", "workerEntry": "worker:make_and_deliver",
-         "params": {"new_uid": (uid := new_uid())}}], {"worker": DELIVERING_WORKER})
+         "params": {"new_uid": (uid := new_uid()), "destinations": ["archive"]}}],
+        {"worker": DELIVERING_WORKER})
     ready = ready_series_on_disk(settings, patient_index=21)
     with session_scope(settings.db_url) as session:
         item = claim_item(session, "derive", item_now(
             session, "series_ready", series_uid=ready.datasets[0].SeriesInstanceUID))
+    port = free_port()
+    env = {"AIRFLOW_CONN_ARCHIVE": f"dicom://127.0.0.1:{port}/ARCHIVE"}
+    archive = start_storescp(tmp_path / "archive", port)
+    try:
+        (name, outcome), = run_item(settings, load_service(folder), item, "series_ready",
+                                    nodes=lambda conn_id: node_from_environment(conn_id, env))
+    finally:
+        archive.terminate()
+        archive.wait(timeout=30)
 
-    (name, outcome), = run_item(settings, load_service(folder), item, "series_ready")
-
-    assert (name, str(outcome.status)) == ("derive", "succeeded")
+    assert (name, str(outcome.status)) == ("derive", "succeeded"), outcome.reason
     delivered = Path(ready.folder) / f"CT.{uid}.dcm"
     assert outcome.result == {"delivered_as": delivered.name}
     assert pydicom.dcmread(delivered).SeriesDescription == "made by a service"
+    (stored,) = (tmp_path / "archive").iterdir()
+    assert pydicom.dcmread(stored).SOPInstanceUID == uid
     with session_scope(settings.db_url) as session:
         assert session.scalars(select(ServiceRun.status)).all() == ["succeeded"]
+
+
+def test_run_applies_each_jobs_timeout_and_goes_on_with_the_next_job(cli_env, settings,
+                                                                     tmp_path):
+    services = tmp_path / "services"
+    write_service(services, "slow", [
+        {"jobName": "sleepy", "workerEntry": "worker:work", "timeout": 1,
+         "params": {"sleep": 30}},
+        {"jobName": "after", "workerEntry": "worker:work", "sortPosition": 1}])
+    env = {**cli_env, "DICOM_OPS_SERVICES_DIR": str(services)}
+    ready = ready_series_on_disk(settings, patient_index=22)
+
+    ran = dicom_ops(env, "run", "slow", "--series", ready.datasets[0].SeriesInstanceUID,
+                    "--json")
+
+    assert ran.returncode == 1
+    jobs = {job["job"]: job for job in json.loads(ran.stdout)["jobs"]}
+    assert jobs["sleepy"]["status"] == "failed"
+    assert jobs["sleepy"]["reason"] == "timed out after 1 s (the job's timeout)"
+    assert jobs["after"]["status"] == "succeeded"

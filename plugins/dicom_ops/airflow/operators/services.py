@@ -74,6 +74,8 @@ class ServiceJobOperator(BaseOperator):
                               timeout_errors=(AirflowTaskTimeout,))
         except ServiceJobFailed as exc:
             raise AirflowFailException(str(exc)) from None
+        except KeyError as exc:  # the job was removed from the definition since the parse
+            raise AirflowFailException(str(exc.args[0])) from None
         if outcome.status is RunStatus.SKIPPED:
             raise AirflowSkipException(outcome.reason)
 
