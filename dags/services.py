@@ -4,7 +4,8 @@ settings.json). See the README, "Writing a service".
 
 Each service DAG runs when one of its events' assets gets an event: `series_ready`
 (a series is complete), `study_ready` (no series of a study still arriving),
-`rtstruct_delivered` (an RTSTRUCT was delivered).
+`rtstruct_delivered` (an RTSTRUCT was delivered), and every
+DICOM_OPS_SERVICES_INTERVAL_MINUTES (default 10) as a safety net.
 
 For each event the service starts on:
 1. find_<event>: claim the items of that event the service has not taken yet.
@@ -26,7 +27,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from airflow.sdk import DAG, AssetAny, task_group
+from airflow.sdk import DAG, AssetAny, AssetOrTimeSchedule, DeltaTriggerTimetable, task_group
 from dicom_ops.airflow.assets import EVENT_ASSETS
 from dicom_ops.airflow.operators.services import (
     ClaimServiceItemsOperator,
@@ -38,6 +39,7 @@ from dicom_ops.airflow.operators.services import (
 from dicom_ops.config import get_settings
 from dicom_ops.services import InstalledService, ServiceDefinition, installed_services
 
+settings = get_settings()
 ITEM_LABEL = "item {{ task.item_id }}"
 COMMON = {"start_date": datetime(2026, 1, 1), "catchup": False,
           "tags": ["dicom-ops", "service"]}
@@ -62,8 +64,11 @@ def service_dag(definition: ServiceDefinition) -> DAG:
                  description="every job is disabled") as dag:
             ServiceDisabledOperator(task_id="all_jobs_disabled")
         return dag
-    # Any one of its events starts a run (a list of assets would wait for all of them).
-    schedule = AssetAny(*(EVENT_ASSETS[str(event)] for event in events))
+    # Any one of its events starts a run (a list of assets would wait for all of them);
+    # the interval is the net for items no event brought (a burst over one run's share).
+    schedule = AssetOrTimeSchedule(
+        timetable=DeltaTriggerTimetable(timedelta(minutes=settings.services_interval_minutes)),
+        assets=AssetAny(*(EVENT_ASSETS[str(event)] for event in events)))
     order = ", ".join(job.job_name for job in definition.enabled_jobs)
     with DAG(dag_id=definition.dag_id, schedule=schedule, max_active_runs=1, **COMMON,
              description=f"service {definition.name}: {order}",
@@ -94,6 +99,6 @@ def service_dag(definition: ServiceDefinition) -> DAG:
     return dag
 
 
-for _service in installed_services(get_settings().services_dir):
+for _service in installed_services(settings.services_dir):
     globals()[_service.dag_id] = (service_dag(_service.definition) if _service.definition
                                   else broken_service_dag(_service))

@@ -290,6 +290,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("services_dir", str(REPO_ROOT / "include" / "services"), _path, "a directory path",
             "Service folders, one per service, each with a dcm-processor.json (or a legacy "
             "settings.json); each becomes the DAG service_<name>."),
+    Setting("services_interval_minutes", "10", _int_range(1, 1440), "an integer 1-1440",
+            "Safety-net schedule of every service DAG (they also run on each event of "
+            "their assets): items an event did not bring (a burst over 100, a missed "
+            "event) are taken within this interval."),
     Setting("services_lookback_hours", "24", _int_range(1, 8760), "an integer 1-8760",
             "Services take event items (ready series, quiet studies, delivered RTSTRUCTs) "
             "of at most this many hours ago, each once per service: a service dropped in "
@@ -339,6 +343,7 @@ class Settings:
     notify_stuck_minutes: int
     notify_draw_unreachable_minutes: int
     services_dir: Path
+    services_interval_minutes: int
     services_lookback_hours: int
 
     @property
