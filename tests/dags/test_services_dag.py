@@ -13,7 +13,7 @@ from dicom_ops.db.session import session_scope
 from sqlalchemy import select
 
 from tests.support.pipeline import ready_series_on_disk
-from tests.support.services import trace, write_service
+from tests.support.services import load_service_dags, trace, write_service
 
 
 @pytest.fixture
@@ -23,16 +23,6 @@ def services_dir(dag_settings_env, tmp_path, monkeypatch) -> Path:
     monkeypatch.setenv("DICOM_OPS_SERVICES_DIR", str(folder))
     get_settings.cache_clear()
     return folder
-
-
-def load_service_dags():
-    from airflow.dag_processing.dagbag import DagBag
-    from dicom_ops.config import REPO_ROOT
-
-    get_settings.cache_clear()
-    bag = DagBag(dag_folder=str(REPO_ROOT / "dags" / "services.py"))
-    assert bag.import_errors == {}
-    return bag.dags
 
 
 def runs_by_job(db_url: str) -> dict[tuple[int, str], ServiceRun]:

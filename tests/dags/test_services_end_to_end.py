@@ -18,12 +18,11 @@ from dicom_ops.db.session import session_scope
 from sqlalchemy import select
 
 from tests.dags.conftest import load_dag
-from tests.dags.test_services_dag import load_service_dags
 from tests.factories import make_ct_series, synthetic_patient, write_series
 from tests.support.listener import storescu, wait_ready
 from tests.support.pipeline import SMALL
 from tests.support.postgres import free_port
-from tests.support.services import copy_example, start_storescp
+from tests.support.services import copy_example, load_service_dags, start_storescp
 
 pytestmark = pytest.mark.slow
 

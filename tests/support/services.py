@@ -97,3 +97,15 @@ def start_storescp(out_dir: Path, port: int, aet: str = "ARCHIVE"):
             time.sleep(0.05)
     process.kill()
     raise RuntimeError(f"storescp did not listen on {port}")
+
+
+def load_service_dags():
+    """The service DAGs as the scheduler would load them from dags/services.py, with the
+    settings (DICOM_OPS_SERVICES_DIR) of the environment now."""
+    from airflow.dag_processing.dagbag import DagBag
+    from dicom_ops.config import get_settings
+
+    get_settings.cache_clear()
+    bag = DagBag(dag_folder=str(REPO_ROOT / "dags" / "services.py"))
+    assert bag.import_errors == {}
+    return bag.dags

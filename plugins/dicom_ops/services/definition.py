@@ -141,6 +141,7 @@ def definition_file(folder: Path) -> Path | None:
 
 def load_service(folder: Path | str) -> ServiceDefinition:
     """The checked definition of the service in ``folder``; raises ServiceDefinitionError."""
+    # Imported here: both modules import this one's models.
     from dicom_ops.services.entrypoints import check_entry_points
     from dicom_ops.services.ordering import run_order
 
