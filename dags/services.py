@@ -25,6 +25,7 @@ services' DAGs load and run as ever.
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import datetime, timedelta
 
 from airflow.sdk import DAG, AssetAny, AssetOrTimeSchedule, DeltaTriggerTimetable, task_group
@@ -100,5 +101,10 @@ def service_dag(definition: ServiceDefinition) -> DAG:
 
 
 for _service in installed_services(settings.services_dir):
-    globals()[_service.dag_id] = (service_dag(_service.definition) if _service.definition
-                                  else broken_service_dag(_service))
+    try:
+        _dag = (service_dag(_service.definition) if _service.definition
+                else broken_service_dag(_service))
+    except Exception as _error:  # one service's DAG must never stop the others loading
+        _dag = broken_service_dag(dataclasses.replace(_service, problems=(
+            f"{_service.name}: its DAG cannot be built ({type(_error).__name__}: {_error})",)))
+    globals()[_dag.dag_id] = _dag

@@ -155,11 +155,13 @@ def test_a_broken_definition_is_its_own_dags_failed_task_and_others_still_load(s
         {"jobName": "a", "workerEntry": "worker:work", "dependsOn": ["b"]},
         {"jobName": "b", "workerEntry": "worker:work", "dependsOn": "a"},
     ])
+    write_service(services_dir, "bad name", [{"jobName": "ok", "workerEntry": "worker:work"}])
     ready_series_on_disk(settings, patient_index=7)
 
     dags = load_service_dags()
 
-    assert {"service_good", "service_bad-json", "service_cyclic"} <= set(dags)
+    assert {"service_good", "service_bad-json", "service_cyclic", "service_bad_name"} <= set(dags)
+    assert "the folder name is the service name" in dags["service_bad_name"].description
     broken = dags["service_bad-json"]
     assert "bad-json/dcm-processor.json: invalid JSON at line 1" in broken.description
     assert "dependsOn: a cycle: a -> b -> a" in dags["service_cyclic"].doc_md

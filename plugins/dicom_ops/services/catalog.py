@@ -3,6 +3,7 @@ with the reason it cannot be. One broken service never hides the others."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,7 +19,9 @@ class InstalledService:
 
     @property
     def dag_id(self) -> str:
-        return f"service_{self.name}"
+        # A folder name that is not a valid service name (a space, say) is a broken
+        # service; its DAG id must still be valid, or no service's DAG would load.
+        return "service_" + re.sub(r"[^A-Za-z0-9_.-]", "_", self.name)
 
 
 def service_folders(services_dir: Path) -> list[Path]:

@@ -53,7 +53,7 @@ def load_entry_point(folder: Path, entry: str, key: str, *, fresh: bool = True
         else package_name(folder)
     try:
         module = importlib.import_module(f"{package}.{module_name}")
-    except Exception as exc:  # the service's own code: anything can happen on import
+    except (Exception, SystemExit) as exc:  # the service's own code: anything can happen
         raise EntryPointError(f"{key}: module {module_name!r} cannot be imported "
                               f"({type(exc).__name__}: {exc})") from None
     function = getattr(module, function_name, None)

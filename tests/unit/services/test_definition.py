@@ -153,3 +153,12 @@ def test_one_broken_service_does_not_hide_the_others(tmp_path):
     assert services["good"].definition is not None and services["good"].problems == ()
     assert services["bad"].definition is None
     assert services["bad"].problems[0].startswith("bad/dcm-processor.json: invalid JSON")
+
+
+def test_a_module_that_exits_on_import_is_a_problem_not_the_end_of_the_parse(tmp_path):
+    folder = write_service(tmp_path, "svc", [{"jobName": "one", "workerEntry": "worker:work"}],
+                           {"worker": "raise SystemExit(3)\n"})
+
+    (problem,) = problems_of(folder)
+    assert problem == ("svc/dcm-processor.json: job 'one': workerEntry: module 'worker' cannot "
+                       "be imported (SystemExit: 3)")
