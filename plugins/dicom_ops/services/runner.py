@@ -117,7 +117,7 @@ def run_job(settings: Settings, definition: ServiceDefinition, job_name: str, it
         try:
             callback = load_entry_point(definition.folder, job.registry_entry, "registryEntry")
             accepted, added, why = gate(callback(headers, dict(params)), job.registry_entry)
-        except Exception as exc:  # the service's own code
+        except (Exception, SystemExit) as exc:  # the service's own code
             raise failed("registry callback", exc) from None
         if not accepted:
             ended(RunStatus.SKIPPED, why)
@@ -136,7 +136,7 @@ def run_job(settings: Settings, definition: ServiceDefinition, job_name: str, it
         ended(RunStatus.FAILED, reason)
         log.error("%s (%s): %s", where, data.label, reason)
         raise
-    except Exception as exc:  # the service's own code, a missing entry, a bad result
+    except (Exception, SystemExit) as exc:  # its code, a missing entry, a bad result
         raise failed("worker", exc) from None
     ended(RunStatus.SUCCEEDED, None, result)
     log.info("%s (%s): succeeded", where, data.label)
