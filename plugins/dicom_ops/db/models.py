@@ -56,6 +56,8 @@ SERVER_COPY_FATES = (
 )
 UID_KINDS = ("study", "series", "sop", "frame_of_reference", "other")
 INTAKE_FOLDER_STATES = ("registered", "empty")
+# pacs: a series fetched by C-GET or WADO-RS into a folder of its own, then registered.
+INTAKE_FOLDER_SOURCES = ("watcher", "queue", "pacs")
 PACS_QUERY_STATUSES = ("running", "done", "failed")
 # One series asked of the PACS (``pacs_request.state``); moved by ``dicom_ops.pacs.records``.
 PACS_REQUEST_STATES = (
@@ -137,7 +139,8 @@ class Series(Base):
 
 
 class IntakeFolder(Base):
-    """A folder written by another program (watcher or cached queue), registered once.
+    """A folder written by another program (watcher or cached queue) or by a PACS
+    retrieve (C-GET, WADO-RS), registered once.
 
     ``empty`` means it held no usable DICOM; it is recorded so it is never looked at again.
     """
@@ -145,7 +148,7 @@ class IntakeFolder(Base):
     __tablename__ = "intake_folder"
     __table_args__ = (
         CheckConstraint(_in("state", INTAKE_FOLDER_STATES), name="state"),
-        CheckConstraint(_in("source", ("watcher", "queue")), name="source"),
+        CheckConstraint(_in("source", INTAKE_FOLDER_SOURCES), name="source"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

@@ -7,6 +7,8 @@ Create Date: 2026-12-02 06:56:56
 The pacs_query DAG (and `dicom-ops pacs query`) records what each run found, what it
 skipped and why, and what came back; `pacs_request` remembers each series asked for,
 so a partial retrieve is asked again next run and a series still arriving is not.
+A series fetched by C-GET or WADO-RS is registered by folder intake, so
+``intake_folder.source`` may now be ``pacs`` too.
 """
 
 import sqlalchemy as sa
@@ -19,6 +21,9 @@ depends_on = None
 
 
 def upgrade() -> None:
+    with op.batch_alter_table("intake_folder", schema=None) as batch_op:
+        batch_op.drop_constraint(op.f("ck_intake_folder_source"), type_="check")
+        batch_op.create_check_constraint("source", "source IN ('watcher', 'queue', 'pacs')")
     op.create_table('pacs_query',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('pacs', sa.String(length=256), nullable=False),
@@ -70,3 +75,7 @@ def downgrade() -> None:
 
     op.drop_table('pacs_request')
     op.drop_table('pacs_query')
+    op.execute("DELETE FROM intake_folder WHERE source = 'pacs'")
+    with op.batch_alter_table("intake_folder", schema=None) as batch_op:
+        batch_op.drop_constraint(op.f("ck_intake_folder_source"), type_="check")
+        batch_op.create_check_constraint("source", "source IN ('watcher', 'queue')")
