@@ -177,9 +177,9 @@ AETable BEGIN
 AETable END
 """)
         log = (tmp_path / "dcmqrscp.log").open("wb")
-        process = subprocess.Popen([binary, "-c", str(config), "--single-process",
-                                    "--disable-get", str(port)], stdout=log,
-                                   stderr=subprocess.STDOUT)
+        # dcmqrscp forks a process per association (its default here).
+        process = subprocess.Popen([binary, "-c", str(config), "--disable-get", str(port)],
+                                   stdout=log, stderr=subprocess.STDOUT)
         started.append(process)
         from tests.integration.delivery.test_cstore_to_destinations import wait_for_port
 

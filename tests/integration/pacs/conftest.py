@@ -9,7 +9,7 @@ import pytest
 from pydicom.dataset import Dataset
 
 from tests.factories import SeriesGeometry, make_ct_series, synthetic_patient, write_series
-from tests.support.pacs import pacs_orthanc, tls_pacs_orthanc  # noqa: F401
+from tests.support.pacs import pacs_orthanc, start_dcmqrscp, start_scripted_pacs, tls_pacs_orthanc  # noqa: F401,E501
 from tests.support.tls import test_pki  # noqa: F401
 
 SMALL = SeriesGeometry(slices=4, rows=32, columns=32, pixel_spacing=10.0)
