@@ -29,7 +29,7 @@ def pacs_series(folder: Path, patient: int, *, study_date: str, station: str = "
                 study_description: str = "CT THORAX PLANNING",
                 series_description: str = "Thorax 2.5mm", series_number: int = 1,
                 slices: int = 4) -> PacsSeries:
-    geometry = SeriesGeometry(slices=slices, rows=32, columns=32, pixel_spacing=10.0)
+    geometry = SeriesGeometry(slices=slices, rows=48, columns=48, pixel_spacing=10.0)
     datasets = make_ct_series(synthetic_patient(patient), geometry, series_number=series_number,
                               study_description=study_description,
                               series_description=series_description)
