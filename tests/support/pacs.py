@@ -207,7 +207,8 @@ class ScriptedPacs:
 def start_scripted_pacs() -> Iterator[Callable[..., ScriptedPacs]]:
     servers = []
 
-    def start(studies: list[Dataset], series: dict[str, list[Dataset]]) -> ScriptedPacs:
+    def start(studies: list[Dataset], series: dict[str, list[Dataset]], *,
+              require_calling_aet: Iterable[str] = ()) -> ScriptedPacs:
         port = free_port()
         pacs = ScriptedPacs(DicomNode("127.0.0.1", port, "SCRIPTED"), studies, series)
 
@@ -222,6 +223,7 @@ def start_scripted_pacs() -> Iterator[Callable[..., ScriptedPacs]]:
                     yield 0xFF00, answer
 
         ae = AE(ae_title="SCRIPTED")
+        ae.require_calling_aet = list(require_calling_aet)
         ae.add_supported_context(StudyRootQueryRetrieveInformationModelFind)
         ae.add_supported_context(Verification)
         servers.append(ae.start_server(("127.0.0.1", port), block=False,

@@ -4,6 +4,7 @@ WADO-RS to retrieve a series into a folder. The same answers as ``dimse`` gives.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from io import BytesIO
 from pathlib import Path
 
 import requests
@@ -11,6 +12,7 @@ from pydicom import dcmwrite
 from pydicom.dataset import Dataset
 
 from dicom_ops.delivery.dicomweb import DicomWebNode, http_failure
+from dicom_ops.intake.storage import write_intake_file
 from dicom_ops.pacs.dimse import RetrieveOutcome
 from dicom_ops.pacs.errors import PacsError
 from dicom_ops.pacs.found import (
@@ -71,7 +73,9 @@ def retrieve_series(node: DicomWebNode, series: FoundSeries, folder: Path) -> Re
     except (requests.RequestException, OSError) as exc:
         raise _failed(node, "WADO-RS", exc) from exc
     for number, dataset in enumerate(datasets, start=1):
-        dcmwrite(folder / f"{number:06d}.dcm", dataset, enforce_file_format=True)
+        buffer = BytesIO()
+        dcmwrite(buffer, dataset, enforce_file_format=True)
+        write_intake_file(folder / f"{number:06d}.dcm", [buffer.getvalue()])
     expected = series.instance_count
     missing = max((expected or 0) - len(datasets), 0)
     return RetrieveOutcome(completed=len(datasets), failed=missing, warning=0,

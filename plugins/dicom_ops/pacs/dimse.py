@@ -30,6 +30,7 @@ from pynetdicom.sop_class import (
 )
 
 from dicom_ops.delivery.cstore import DicomNode, PeerReplies, association_failure, check_ae_title
+from dicom_ops.intake.storage import write_intake_file
 from dicom_ops.pacs.errors import PacsError
 from dicom_ops.pacs.found import (
     FoundSeries,
@@ -208,8 +209,10 @@ def get_series(node: DicomNode, calling_aet: str, series: FoundSeries,
     numbers = itertools.count(1)
 
     def store(event) -> int:
-        path = folder / f"{next(numbers):06d}.dcm"
-        path.write_bytes(event.encoded_dataset())
+        try:  # atomically, with intake's mode: these are patient files
+            write_intake_file(folder / f"{next(numbers):06d}.dcm", [event.encoded_dataset()])
+        except OSError:
+            return 0xA700  # out of resources: the PACS counts it failed, the next run asks again
         return 0x0000
 
     contexts = [StudyRootQueryRetrieveInformationModelGet,

@@ -7,10 +7,12 @@ from __future__ import annotations
 import random
 from datetime import date, timedelta
 
+import pytest
 from dicom_ops.db.models import PacsQuery, PacsRequest
 from dicom_ops.db.session import session_scope
+from dicom_ops.pacs.errors import PacsError
 from dicom_ops.pacs.filters import QueryFilters
-from dicom_ops.pacs.run import query
+from dicom_ops.pacs.run import check_nodes, query
 from dicom_ops.pacs.source import PacsSource
 from pydicom.dataset import Dataset
 from sqlalchemy import select
@@ -79,3 +81,13 @@ def test_a_series_without_a_series_instance_uid_is_skipped_with_a_reason(setting
         assert (recorded.unusable, recorded.series_found) == (1, 2)
         assert [r.series_uid for r in session.scalars(select(PacsRequest))] == [
             f"{study.StudyInstanceUID}.2"]
+
+
+def test_a_pacs_that_does_not_know_our_calling_ae_title_says_to_register_it(
+        settings, start_scripted_pacs):
+    pacs = start_scripted_pacs([], {}, require_calling_aet=["SOMEONE_ELSE"])
+
+    with pytest.raises(PacsError, match="does not know our calling AE title DRAWCLIENT: "
+                                        "register it there") as failure:
+        check_nodes(settings, PacsSource("strict", pacs.node))
+    assert not failure.value.transient
