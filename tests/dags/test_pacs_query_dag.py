@@ -106,3 +106,26 @@ def test_a_department_with_only_a_pacs_gets_contours_back_in_the_pacs(
     [rtstruct] = [s for s in stored if s["Modality"] == "RTSTRUCT"]
     assert rtstruct["PatientID"] == held.datasets[0].PatientID
     assert rtstruct["StudyInstanceUID"] == held.datasets[0].StudyInstanceUID
+
+
+@pytest.mark.slow
+def test_a_dicomweb_pacs_is_queried_and_retrieved_by_the_same_dag(
+        dag_settings_env, pacs_orthanc, monkeypatch, tmp_path):  # noqa: F811
+    settings = dag_settings_env
+    pacs_orthanc.clear()
+    held = pacs_series(tmp_path, 41, study_date=datetime.now(UTC).strftime("%Y%m%d"))
+    pacs_orthanc.upload(held.files)
+    _configure(monkeypatch, DICOM_OPS_PACS_CONN="pacs_web", AIRFLOW_CONN_PACS_WEB=json.dumps({
+        "conn_type": "dicomweb", "host": "127.0.0.1", "port": pacs_orthanc.http_port,
+        "schema": "http", "login": PACS_USER, "password": PACS_PASSWORD,
+        "extra": {"path": "/dicom-web"}}))
+
+    run = load_dag("pacs_query").test()
+
+    assert run.state == "success"
+    row = wait_ready(settings.db_url, [held.series_uid])[held.series_uid]
+    assert (row.source, row.instance_count) == ("pacs", 4)
+    with session_scope(settings.db_url) as session:
+        [recorded] = session.scalars(select(PacsQuery)).all()
+        assert (recorded.pacs, recorded.status, recorded.received_instances) == (
+            "pacs_web", "done", 4)
