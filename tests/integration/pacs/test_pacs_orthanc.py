@@ -143,17 +143,21 @@ def test_a_pacs_that_is_down_fails_the_query_and_records_why(settings):
         assert recorded.status == "failed" and "PACS@127.0.0.1" in recorded.error
 
 
-def test_a_tls_pacs_is_echoed_and_queried_over_tls(settings, tls_pacs_orthanc, test_pki,
-                                                   tmp_path):
+def test_a_tls_pacs_is_echoed_queried_and_retrieved_from_over_tls(settings, tls_pacs_orthanc,
+                                                                 test_pki, tmp_path):
     from tests.integration.pacs.conftest import pacs_series
 
     tls_pacs_orthanc.clear()
-    tls_pacs_orthanc.upload(pacs_series(tmp_path, 23, study_date="20261201").files)
+    held = pacs_series(tmp_path, 23, study_date="20261201")
+    tls_pacs_orthanc.upload(held.files)
     source = PacsSource("pacs_tls", tls_pacs_orthanc.dicom_node(), retrieve="get")
 
     check_nodes(settings, source)
-    plan = query(settings, source, FILTERS, TODAY, dry_run=True)
+    plan = query(settings, source, FILTERS, TODAY)
     assert [d.verdict for d in plan.decisions] == [Verdict.RETRIEVE]
+    retrieve(settings, source, plan.query_id)  # C-GET over the same TLS association setup
+    row = series_rows(settings.db_url)[held.series_uid]
+    assert (row.state, row.instance_count) == ("ready", 4)
 
     untrusted = dataclasses.replace(tls_pacs_orthanc.dicom_node(),
                                     tls=ClientTls(ca_file=test_pki.other_ca_file))
