@@ -6,7 +6,7 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-SYSTEM_PACKAGES := dcmtk dicom3tools postgresql orthanc
+SYSTEM_PACKAGES := dcmtk dicom3tools postgresql orthanc orthanc-dicomweb
 PYTEST_ARGS ?=
 
 .PHONY: help run test venv system-deps lock lint bench clean
@@ -38,7 +38,8 @@ run: venv
 	$(BIN)/dicom-ops stack
 
 # System tools the tests use as real peers: dcmtk (storescu/storescp), dicom3tools
-# (dciodvfy, the IOD checker), PostgreSQL, Orthanc. pynetdicom puts Python tools named
+# (dciodvfy, the IOD checker), PostgreSQL, Orthanc and its DICOMweb plugin (the PACS
+# query/retrieve and STOW-RS tests). pynetdicom puts Python tools named
 # storescu/storescp in the venv's bin, so dcmtk is looked for by its own --version banner.
 system-deps:
 	@missing=""; \
@@ -46,6 +47,7 @@ system-deps:
 	command -v dciodvfy >/dev/null || missing="$$missing dicom3tools"; \
 	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
 	command -v Orthanc >/dev/null || missing="$$missing orthanc"; \
+	ls /usr/share/orthanc/plugins/libOrthancDicomWeb.so >/dev/null 2>&1 || missing="$$missing orthanc-dicomweb"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi; \

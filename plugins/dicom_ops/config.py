@@ -268,7 +268,32 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("upload_slots", "2", _int_range(1, 64), "an integer 1-64",
             "Slots of the Airflow pool draw_upload (concurrent uploads)."),
     Setting("destinations", "", _name_list, "comma-separated Airflow connection ids",
-            "DICOM nodes that also receive each RTSTRUCT by C-STORE."),
+            "Nodes that also receive each RTSTRUCT: a `dicom` connection gets it by C-STORE, "
+            "a `dicomweb` connection by STOW-RS."),
+    Setting("pacs_conn", "", _optional_name, "an Airflow connection id, or empty",
+            "The PACS that DAG pacs_query (and `dicom-ops pacs`) queries and retrieves from: a "
+            "`dicom` connection (C-FIND, then C-MOVE to our listener; extra `retrieve: get` "
+            "for C-GET) or a `dicomweb` one (QIDO-RS, WADO-RS). Empty = no PACS query."),
+    Setting("pacs_query_interval_minutes", "30", _int_range(1, 1440), "an integer 1-1440",
+            "Schedule of pacs_query."),
+    Setting("pacs_modality", "CT", _text, "a DICOM modality code",
+            "pacs_query retrieves series of this modality only."),
+    Setting("pacs_days_back", "1", _int_range(0, 36500), "an integer 0-36500",
+            "pacs_query looks for studies from this many days before the run's day up to it."),
+    Setting("pacs_station_include", "", _text, "comma-separated words, or empty",
+            "Only series whose station name contains one of these (case-insensitive)."),
+    Setting("pacs_station_exclude", "", _text, "comma-separated words, or empty",
+            "No series whose station name contains one of these (case-insensitive)."),
+    Setting("pacs_study_description_include", "", _text, "comma-separated words, or empty",
+            "Only studies whose description contains one of these (case-insensitive)."),
+    Setting("pacs_study_description_exclude", "", _text, "comma-separated words, or empty",
+            "No study whose description contains one of these (case-insensitive)."),
+    Setting("pacs_series_description_include", "", _text, "comma-separated words, or empty",
+            "Only series whose description contains one of these (case-insensitive)."),
+    Setting("pacs_series_description_exclude", "", _text, "comma-separated words, or empty",
+            "No series whose description contains one of these (case-insensitive)."),
+    Setting("pacs_max_series", "50", _int_range(1, 10000), "an integer 1-10000",
+            "pacs_query retrieves at most this many series per run, oldest studies first."),
     Setting("log_level", "INFO", _log_level, "DEBUG, INFO, WARNING or ERROR",
             "Log level of dicom-ops processes. PHI is only ever logged at DEBUG."),
     Setting("notify_webhook_conn", "", _optional_name, "an Airflow connection id, or empty",
@@ -336,6 +361,17 @@ class Settings:
     max_upload_attempts: int
     upload_slots: int
     destinations: tuple[str, ...]
+    pacs_conn: str
+    pacs_query_interval_minutes: int
+    pacs_modality: str
+    pacs_days_back: int
+    pacs_station_include: str
+    pacs_station_exclude: str
+    pacs_study_description_include: str
+    pacs_study_description_exclude: str
+    pacs_series_description_include: str
+    pacs_series_description_exclude: str
+    pacs_max_series: int
     log_level: str
     notify_webhook_conn: str
     notify_email_to: tuple[str, ...]

@@ -15,7 +15,8 @@ def dagbag() -> DagBag:
 
 def test_dag_folder_imports_without_errors(dagbag):
     assert dagbag.import_errors == {}
-    assert {"draw_export", "draw_import", "draw_queue", "draw_cleanup"} <= set(dagbag.dag_ids)
+    assert {"draw_export", "draw_import", "draw_queue", "draw_cleanup", "pacs_query"} <= \
+        set(dagbag.dag_ids)
 
 
 def test_export_runs_on_ready_series_and_every_ten_minutes(dagbag):

@@ -39,6 +39,7 @@ class OrthancServer:
     http_port: int
     dicom_port: int
     process: subprocess.Popen | None = None
+    auth: tuple[str, str] | None = None  # HTTP basic credentials, when the config asks for them
 
     @property
     def url(self) -> str:
@@ -83,7 +84,7 @@ class OrthancServer:
             if self.process.poll() is not None:
                 raise OrthancUnavailable(f"Orthanc exited: {log_path.read_text()[-2000:]}")
             try:
-                if requests.get(f"{self.url}/system", timeout=1).ok:
+                if requests.get(f"{self.url}/system", timeout=1, auth=self.auth).ok:
                     return
             except requests.ConnectionError:
                 pass
@@ -104,7 +105,7 @@ class OrthancServer:
     # --- REST helpers ----------------------------------------------------------------
 
     def get(self, path: str) -> Any:
-        response = requests.get(f"{self.url}{path}", timeout=10)
+        response = requests.get(f"{self.url}{path}", timeout=10, auth=self.auth)
         response.raise_for_status()
         return response.json()
 
@@ -115,7 +116,7 @@ class OrthancServer:
 
     def instance(self, sop_instance_uid: str) -> dict[str, Any] | None:
         """The stored instance with this SOP Instance UID (simplified tags), or None."""
-        response = requests.post(f"{self.url}/tools/find", timeout=10, json={
+        response = requests.post(f"{self.url}/tools/find", timeout=10, auth=self.auth, json={
             "Level": "Instance", "Query": {"SOPInstanceUID": sop_instance_uid}})
         response.raise_for_status()
         found = response.json()

@@ -17,7 +17,7 @@ from typing import Any
 PACKAGE_NAME = "dicom-ops"  # must equal the distribution name, or Airflow refuses the provider
 
 DICOM_NODE_CONN_TYPE = "dicom"
-DICOM_NODE_HOOK_NAME = "DICOM node (C-STORE destination)"
+DICOM_NODE_HOOK_NAME = "DICOM node (C-STORE destination, PACS)"
 DICOM_NODE_HOOK_CLASS = "dicom_ops.airflow.hooks.dicom_node.DicomNodeHook"
 
 # As a hook's get_ui_field_behaviour() returns it. The called AE title lives in the
@@ -26,7 +26,22 @@ DICOM_NODE_HOOK_CLASS = "dicom_ops.airflow.hooks.dicom_node.DicomNodeHook"
 DICOM_NODE_UI_FIELD_BEHAVIOUR: dict[str, Any] = {
     "hidden_fields": ["login", "password"],
     "relabeling": {"schema": "Called AE title"},
-    "placeholders": {"host": "10.1.2.3", "port": "104", "schema": "ECLIPSE_STORE"},
+    "placeholders": {"host": "10.1.2.3", "port": "104", "schema": "ECLIPSE_STORE",
+                     "extra": '{"tls_ca_file": "/etc/dicom-ops/pacs-ca.pem"}'},
+}
+
+# A DICOMweb service (STOW-RS destination, QIDO-RS/WADO-RS PACS): host, port, schema =
+# URL scheme, extra ``path`` = the service's path prefix; login + password for HTTP basic
+# auth, or the password alone as a bearer token.
+DICOMWEB_CONN_TYPE = "dicomweb"
+DICOMWEB_HOOK_NAME = "DICOMweb service (STOW-RS destination, PACS)"
+DICOMWEB_HOOK_CLASS = "dicom_ops.airflow.hooks.dicomweb.DicomWebHook"
+DICOMWEB_UI_FIELD_BEHAVIOUR: dict[str, Any] = {
+    "hidden_fields": [],
+    "relabeling": {"schema": "Scheme (http or https)",
+                   "password": "Password, or bearer token without login"},
+    "placeholders": {"host": "pacs.example.org", "port": "8042", "schema": "https",
+                     "extra": '{"path": "/dicom-web", "verify": true}'},
 }
 
 
@@ -43,6 +58,12 @@ def get_provider_info() -> dict[str, Any]:
                 "hook-class-name": DICOM_NODE_HOOK_CLASS,
                 "hook-name": DICOM_NODE_HOOK_NAME,
                 "ui-field-behaviour": _as_provider_yaml(DICOM_NODE_UI_FIELD_BEHAVIOUR),
+            },
+            {
+                "connection-type": DICOMWEB_CONN_TYPE,
+                "hook-class-name": DICOMWEB_HOOK_CLASS,
+                "hook-name": DICOMWEB_HOOK_NAME,
+                "ui-field-behaviour": _as_provider_yaml(DICOMWEB_UI_FIELD_BEHAVIOUR),
             },
         ],
     }

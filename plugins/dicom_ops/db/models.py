@@ -59,6 +59,17 @@ INTAKE_FOLDER_STATES = ("registered", "empty")
 # Services (``dicom_ops.services``): what starts a service job, and how its run ended.
 SERVICE_EVENTS = ("series_ready", "study_ready", "rtstruct_delivered")
 SERVICE_RUN_STATUSES = ("running", "succeeded", "failed", "skipped")
+# pacs: a series fetched by C-GET or WADO-RS into a folder of its own, then registered.
+INTAKE_FOLDER_SOURCES = ("watcher", "queue", "pacs")
+PACS_QUERY_STATUSES = ("running", "done", "failed")
+# One series asked of the PACS (``pacs_request.state``); moved by ``dicom_ops.pacs.records``.
+PACS_REQUEST_STATES = (
+    "planned",  # chosen by the query step; the retrieve step has not asked for it yet
+    "requested",  # C-MOVE/C-GET/WADO-RS under way
+    "received",  # every instance arrived
+    "partial",  # some instances failed: the next run asks for the series again
+    "failed",  # the PACS refused the whole request: the next run asks again
+)
 
 UID_LENGTH = 64
 
@@ -131,7 +142,8 @@ class Series(Base):
 
 
 class IntakeFolder(Base):
-    """A folder written by another program (watcher or cached queue), registered once.
+    """A folder written by another program (watcher or cached queue) or by a PACS
+    retrieve (C-GET, WADO-RS), registered once.
 
     ``empty`` means it held no usable DICOM; it is recorded so it is never looked at again.
     """
@@ -139,7 +151,7 @@ class IntakeFolder(Base):
     __tablename__ = "intake_folder"
     __table_args__ = (
         CheckConstraint(_in("state", INTAKE_FOLDER_STATES), name="state"),
-        CheckConstraint(_in("source", ("watcher", "queue")), name="source"),
+        CheckConstraint(_in("source", INTAKE_FOLDER_SOURCES), name="source"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -356,3 +368,51 @@ class ServiceRun(Base):
 # without these the question would scan every series and transfer ever recorded.
 Index("ix_series_ready_at", Series.ready_at)
 Index("ix_transfer_delivered_at", Transfer.delivered_at)
+class PacsQuery(Base):
+    """One run of the PACS query (``pacs_query`` DAG or ``dicom-ops pacs query``): what
+    was found, why series were skipped, and what came back."""
+
+    __tablename__ = "pacs_query"
+    __table_args__ = (CheckConstraint(_in("status", PACS_QUERY_STATUSES), name="status"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    pacs: Mapped[str] = mapped_column(String(256))  # the connection id
+    filters: Mapped[str] = mapped_column(Text)  # JSON of the filters used
+    status: Mapped[str] = mapped_column(String(16), default="running")
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    studies_found: Mapped[int] = mapped_column(Integer, default=0)
+    series_found: Mapped[int] = mapped_column(Integer, default=0)
+    filtered: Mapped[int] = mapped_column(Integer, default=0)
+    known: Mapped[int] = mapped_column(Integer, default=0)
+    over_limit: Mapped[int] = mapped_column(Integer, default=0)
+    unusable: Mapped[int] = mapped_column(Integer, default=0)  # no Series Instance UID
+    requested: Mapped[int] = mapped_column(Integer, default=0)
+    received_instances: Mapped[int] = mapped_column(Integer, default=0)
+    failed_instances: Mapped[int] = mapped_column(Integer, default=0)
+    failed_series: Mapped[int] = mapped_column(Integer, default=0)
+    error: Mapped[str | None] = mapped_column(Text)
+
+
+class PacsRequest(Base):
+    """One series asked of the PACS by one query run, and how much of it arrived."""
+
+    __tablename__ = "pacs_request"
+    __table_args__ = (
+        CheckConstraint(_in("state", PACS_REQUEST_STATES), name="state"),
+        Index("ix_pacs_request_series_uid", "series_uid", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    query_id: Mapped[int] = mapped_column(ForeignKey("pacs_query.id", ondelete="CASCADE"),
+                                          index=True)
+    study_uid: Mapped[str] = mapped_column(String(UID_LENGTH))
+    series_uid: Mapped[str] = mapped_column(String(UID_LENGTH))
+    state: Mapped[str] = mapped_column(String(16), default="planned")
+    expected_instances: Mapped[int | None] = mapped_column(Integer)
+    completed: Mapped[int] = mapped_column(Integer, default=0)
+    failed: Mapped[int] = mapped_column(Integer, default=0)
+    warning: Mapped[int] = mapped_column(Integer, default=0)
+    detail: Mapped[str | None] = mapped_column(Text)  # why it is partial or failed
+    requested_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -27,6 +27,8 @@ from pynetdicom import AE, evt
 from pynetdicom.pdu import A_ASSOCIATE_RJ
 from pynetdicom.status import STORAGE_SERVICE_CLASS_STATUS, code_to_category
 
+from dicom_ops.delivery.tls import ClientTls
+
 log = logging.getLogger(__name__)
 
 MAX_CONTEXTS = 128
@@ -55,11 +57,13 @@ def check_ae_title(value: str, what: str = "AE title") -> str:
 
 @dataclass(frozen=True)
 class DicomNode:
-    """A C-STORE destination: where it listens and the AE title it answers to."""
+    """A DICOM node we open associations to (a C-STORE destination, a PACS): where it
+    listens, the AE title it answers to, and TLS when it speaks TLS."""
 
     host: str
     port: int
     called_aet: str
+    tls: ClientTls | None = None
 
     def __post_init__(self) -> None:
         if not self.host.strip():
@@ -70,6 +74,11 @@ class DicomNode:
 
     def __str__(self) -> str:
         return f"{self.called_aet}@{self.host}:{self.port}"
+
+    def tls_args(self) -> tuple | None:
+        """pynetdicom's ``tls_args`` for ``AE.associate``: the context and the host name
+        the certificate must carry; ``None`` for plain DICOM."""
+        return (self.tls.context(), self.host) if self.tls else None
 
 
 @dataclass(frozen=True)
@@ -119,7 +128,7 @@ class _Outgoing:
 
 
 @dataclass(frozen=True)
-class _Failure:
+class DimseFailure:
     cause: str
     transient: bool
     status: int | None = None
@@ -194,22 +203,23 @@ def _requested_contexts(outgoing: list[_Outgoing]) -> list[tuple[UID, list[UID]]
 
 
 def _store_once(outgoing: list[_Outgoing], node: DicomNode, calling_aet: str,
-                timeout: float) -> tuple[list[StoredFile], _Failure | None]:
+                timeout: float) -> tuple[list[StoredFile], DimseFailure | None]:
     ae = AE(ae_title=calling_aet)
     ae.connection_timeout = ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = timeout
     for sop_class, syntaxes in _requested_contexts(outgoing):
         ae.add_requested_context(sop_class, syntaxes)
-    heard = _PeerReplies()
+    heard = PeerReplies()
     assoc = ae.associate(node.host, node.port, ae_title=node.called_aet,
+                         tls_args=node.tls_args(),
                          evt_handlers=[(evt.EVT_CONN_OPEN, heard.on_connection),
                                        (evt.EVT_PDU_RECV, heard.on_pdu)])
     if not assoc.is_established:
-        return [], _association_failure(assoc, calling_aet, heard, timeout)
+        return [], association_failure(assoc, calling_aet, heard, timeout, tls=bool(node.tls))
     stored: list[StoredFile] = []
     try:
         for item in outgoing:
             outcome = _store_file(assoc, item, node, timeout)
-            if isinstance(outcome, _Failure):
+            if isinstance(outcome, DimseFailure):
                 return stored, outcome
             stored.append(StoredFile(item.path, outcome))
     finally:
@@ -218,7 +228,7 @@ def _store_once(outgoing: list[_Outgoing], node: DicomNode, calling_aet: str,
     return stored, None
 
 
-def _store_file(assoc, item: _Outgoing, node: DicomNode, timeout: float) -> int | _Failure:
+def _store_file(assoc, item: _Outgoing, node: DicomNode, timeout: float) -> int | DimseFailure:
     """The status the node stored the file with, or why it did not."""
     which = f"file {item.number} ({item.sop_class.name})"
     started = time.monotonic()
@@ -226,13 +236,13 @@ def _store_file(assoc, item: _Outgoing, node: DicomNode, timeout: float) -> int 
         response = assoc.send_c_store(dcmread(item.path))
     except ValueError as exc:  # no accepted presentation context for this file
         log.debug("C-STORE of %s not possible: %s", item.path, exc)
-        return _Failure(f"the node accepted no presentation context for {which} in "
+        return DimseFailure(f"the node accepted no presentation context for {which} in "
                         f"{item.transfer_syntax.name}", transient=False)
     if "Status" not in response:
         # pynetdicom gives an empty response both for an abort and for a timeout.
         if time.monotonic() - started < timeout:
-            return _Failure(f"association aborted while sending {which}", transient=True)
-        return _Failure(f"no response to the C-STORE of {which} within {timeout:g} s",
+            return DimseFailure(f"association aborted while sending {which}", transient=True)
+        return DimseFailure(f"no response to the C-STORE of {which} within {timeout:g} s",
                         transient=True)
     code = int(response.Status)
     category = code_to_category(code)
@@ -242,11 +252,11 @@ def _store_file(assoc, item: _Outgoing, node: DicomNode, timeout: float) -> int 
         log.warning("C-STORE of %s to %s: stored with warning %s", which, node,
                     describe_status(code))
         return code
-    return _Failure(f"the node refused {which} with status {describe_status(code)}",
+    return DimseFailure(f"the node refused {which} with status {describe_status(code)}",
                     transient=code in TRANSIENT_STATUSES, status=code)
 
 
-class _PeerReplies:
+class PeerReplies:
     """What the peer did during association, seen from pynetdicom's event handlers.
 
     The rejection is taken from the PDU itself: a peer that closes the connection
@@ -265,8 +275,10 @@ class _PeerReplies:
             self.rejection = event.pdu
 
 
-def _association_failure(assoc, calling_aet: str, heard: _PeerReplies, timeout: float
-                         ) -> _Failure:
+def association_failure(assoc, calling_aet: str, heard: PeerReplies, timeout: float, *,
+                        tls: bool = False) -> DimseFailure:
+    """Why an association was not established, and whether trying again may help
+    (shared by every association we open: C-STORE here, C-ECHO/FIND/MOVE/GET in pacs)."""
     if heard.rejection is not None or assoc.is_rejected:
         reply = (heard.rejection.to_primitive() if heard.rejection is not None
                  else assoc.acceptor.primitive)
@@ -274,14 +286,18 @@ def _association_failure(assoc, calling_aet: str, heard: _PeerReplies, timeout: 
                  f"{reply.source_str.lower()}: {reply.reason_str})")
         hint = _REJECTION_HINTS.get((reply.result_source, reply.diagnostic))
         if reply.result == REJECTED_PERMANENT and hint:
-            return _Failure(f"{cause}; {hint.format(calling_aet=calling_aet)}", transient=False)
-        return _Failure(cause, transient=True)
+            return DimseFailure(f"{cause}; {hint.format(calling_aet=calling_aet)}", transient=False)
+        return DimseFailure(cause, transient=True)
     if not heard.connected:
-        return _Failure("connection failed (nothing listening on that port, or host unreachable)",
+        if tls:
+            return DimseFailure("connection or TLS handshake failed (nothing listening on that "
+                            "port, host unreachable, or the node's certificate is not trusted "
+                            "by tls_ca_file / it refused ours)", transient=True)
+        return DimseFailure("connection failed (nothing listening on that port, or host unreachable)",
                         transient=True)
     reply = assoc.acceptor.primitive
     if reply is not None and reply.result == 0x00:
-        return _Failure("the node accepted none of the proposed SOP classes / transfer syntaxes",
+        return DimseFailure("the node accepted none of the proposed SOP classes / transfer syntaxes",
                         transient=False)
-    return _Failure(f"association aborted, or no answer to the association request within "
+    return DimseFailure(f"association aborted, or no answer to the association request within "
                     f"{timeout:g} s", transient=True)

@@ -189,3 +189,14 @@ def list_series(session: Session, state: str | None = None) -> list[dict[str, ob
 
 def _iso(value: datetime | None) -> str | None:
     return value.isoformat(timespec="seconds") if value else None
+
+
+def mark_source(session: Session, series_uid: str, source: str) -> bool:
+    """Record where a series came from when the listener cannot know it: a series that
+    a PACS sent us on our C-MOVE arrives like any push (``scp``) and becomes ``pacs``
+    here, once the move is done. Returns whether the series is known."""
+    row = series_lifecycle.locked(session, series_uid=series_uid)
+    if row is None:
+        return False
+    row.source = source
+    return True

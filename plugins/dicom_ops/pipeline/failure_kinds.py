@@ -28,6 +28,7 @@ from sqlalchemy.exc import OperationalError
 from dicom_ops.deid.egress import EgressViolation
 from dicom_ops.deid.errors import BurnedInAnnotationError, DeidError
 from dicom_ops.delivery.cstore import StoreFailed
+from dicom_ops.delivery.dicomweb import DicomWebFailed
 from dicom_ops.delivery.origin import DeliveryError
 from dicom_ops.delivery.validation import RtstructRejected
 from dicom_ops.draw.errors import (
@@ -99,6 +100,7 @@ FAILURE_KINDS: dict[type[BaseException], FailureRule] = {
     requests.Timeout: FailureRule(_T, "network timeout: {error}"),
     # A destination node down or busy; the origin folder already has the RTSTRUCT.
     StoreFailed: FailureRule(_T, "C-STORE to a destination failed: {error}"),
+    DicomWebFailed: FailureRule(_T, "STOW-RS to a destination failed: {error}"),
     # "database is locked" on SQLite, a dropped connection on PostgreSQL. Its message
     # quotes the statement's parameters (UIDs, descriptions): only the class is shown.
     OperationalError: FailureRule(_T, "app database unavailable (OperationalError)"),

@@ -28,7 +28,7 @@ from dicom_ops.db.audit import record_event
 from dicom_ops.db.models import Job, JobSeries, Series, Transfer, utcnow
 from dicom_ops.db.session import session_scope
 from dicom_ops.deid import DeidKeys, load_subject, load_uid_map
-from dicom_ops.delivery.cstore import DicomNode, send_files
+from dicom_ops.delivery.destinations import Destination, protocol, send_to
 from dicom_ops.delivery.origin import DeliveryError, deliver_rtstruct
 from dicom_ops.delivery.validation import RtstructRejected
 from dicom_ops.draw import transfer_lifecycle
@@ -192,7 +192,7 @@ def _left_over_ready(settings: Settings, exclude: Sequence[int]) -> list[int]:
 
 
 def fetch_and_deliver(settings: Settings, job_id: int, client: DrawClient,
-                      destinations: Sequence[DicomNode] = ()) -> Path:
+                      destinations: Sequence[Destination] = ()) -> Path:
     """Bring one finished result home; returns the delivered file. Raises JobFailed."""
     with session_scope(settings.db_url) as session:
         transfer = _transfer(session, job_id)
@@ -203,10 +203,10 @@ def fetch_and_deliver(settings: Settings, job_id: int, client: DrawClient,
         for node in destinations:
             with session_scope(settings.db_url) as session:
                 set_stage(session, job_id, f"forward to {node}", actor="draw_import")
-            report = send_files([delivered], node, settings.ae_title)
+            attempts = send_to(node, [delivered], settings.ae_title)
             with session_scope(settings.db_url) as session:
-                record_event(session, "forwarded", f"C-STORE to {node} after "
-                             f"{report.attempts} attempt(s)", job_id=job_id, actor="draw_import")
+                record_event(session, "forwarded", f"{protocol(node)} to {node} after "
+                             f"{attempts} attempt(s)", job_id=job_id, actor="draw_import")
         with session_scope(settings.db_url) as session:
             transfer = _transfer(session, job_id)
             transfer_lifecycle.move(session, transfer, TransferStatus.DELIVERED)

@@ -20,8 +20,9 @@ from dicom_ops.config import REPO_ROOT
 ASK_THE_UI = """
 import json
 from airflow.api_fastapi.core_api.services.ui.connections import HookMetaService
-[dicom] = [m for m in HookMetaService.hook_meta_data() if m.connection_type == "dicom"]
-print(json.dumps(dicom.model_dump()))
+found = {m.connection_type: m.model_dump() for m in HookMetaService.hook_meta_data()
+         if m.connection_type in ("dicom", "dicomweb")}
+print(json.dumps(found))
 """
 
 
@@ -45,10 +46,16 @@ def test_the_connection_form_offers_a_dicom_node_with_its_own_fields(tmp_path):
                             text=True, timeout=120)
 
     assert result.returncode == 0, result.stderr[-3000:]
-    dicom = json.loads(result.stdout.strip().splitlines()[-1])
+    found = json.loads(result.stdout.strip().splitlines()[-1])
+    dicom = found["dicom"]
     assert dicom["hook_class_name"] == "dicom_ops.airflow.hooks.dicom_node.DicomNodeHook"
-    assert dicom["hook_name"] == "DICOM node (C-STORE destination)"
+    assert dicom["hook_name"] == "DICOM node (C-STORE destination, PACS)"
     fields = dicom["standard_fields"]
     assert fields["url_schema"]["title"] == "Called AE title"
     assert fields["login"]["hidden"] and fields["password"]["hidden"]
     assert not fields["host"]["hidden"] and not fields["port"]["hidden"]
+    # DICOMweb services (STOW-RS destinations, QIDO-RS/WADO-RS PACSes) have their own type
+    web = found["dicomweb"]
+    assert web["hook_class_name"] == "dicom_ops.airflow.hooks.dicomweb.DicomWebHook"
+    assert web["standard_fields"]["url_schema"]["title"] == "Scheme (http or https)"
+    assert web["standard_fields"]["password"]["title"] == "Password, or bearer token without login"

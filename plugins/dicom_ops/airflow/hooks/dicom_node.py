@@ -1,5 +1,7 @@
-"""DICOM destinations as Airflow connections: host, port, and the called AE title in
-the connection's schema field (e.g. ``dicom://10.1.2.3:104/ECLIPSE_STORE``).
+"""DICOM nodes as Airflow connections: host, port, and the called AE title in the
+connection's schema field (e.g. ``dicom://10.1.2.3:104/ECLIPSE_STORE``); TLS options in
+the extra (``tls``, ``tls_ca_file``, ``tls_cert_file``, ``tls_key_file``, ``tls_verify``).
+The same kind of connection serves delivery destinations and PACS nodes.
 
 The connection type, its name and its form's labels come from ``dicom_ops.airflow.
 provider``, which Airflow reads to show the ``dicom`` type in the connection form.
@@ -16,7 +18,9 @@ from dicom_ops.airflow.provider import (
     DICOM_NODE_HOOK_NAME,
     DICOM_NODE_UI_FIELD_BEHAVIOUR,
 )
+from dicom_ops.delivery.connections import ConnectionFields, dicom_node, node
 from dicom_ops.delivery.cstore import DicomNode
+from dicom_ops.delivery.destinations import Destination
 
 
 class DicomNodeHook(BaseHook):
@@ -35,10 +39,15 @@ class DicomNodeHook(BaseHook):
 
     def get_node(self) -> DicomNode:
         connection = self.get_connection(self.dicom_conn_id)
-        missing = [name for name, value in (("host", connection.host), ("port", connection.port),
-                                            ("schema (called AE title)", connection.schema))
-                   if not value]
-        if missing:
-            raise ValueError(f"Airflow connection {self.dicom_conn_id!r} lacks "
-                             f"{', '.join(missing)}")
-        return DicomNode(connection.host, int(connection.port), connection.schema)
+        return dicom_node(ConnectionFields.of(self.dicom_conn_id, connection))
+
+
+def fields_of(conn_id: str) -> ConnectionFields:
+    """The fields of an Airflow connection, for ``dicom_ops.delivery.connections``."""
+    return ConnectionFields.of(conn_id, BaseHook.get_connection(conn_id))
+
+
+def destination(conn_id: str) -> Destination:
+    """The delivery destination an Airflow connection describes: a DICOM node
+    (``dicom``, C-STORE) or a DICOMweb service (``dicomweb``, STOW-RS)."""
+    return node(fields_of(conn_id))

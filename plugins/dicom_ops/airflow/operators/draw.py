@@ -9,7 +9,7 @@ from typing import Any
 from airflow.sdk import BaseOperator, Context
 
 from dicom_ops.airflow.app_settings import task_settings
-from dicom_ops.airflow.hooks.dicom_node import DicomNodeHook
+from dicom_ops.airflow.hooks.dicom_node import destination
 from dicom_ops.airflow.hooks.draw import DrawHook
 from dicom_ops.airflow.operators.jobs import JobStepOperator, redacted_errors
 from dicom_ops.airflow.triggers.draw import DrawHealthTrigger
@@ -79,7 +79,8 @@ class DrawPollOperator(BaseOperator):
 
 class DeliverResultOperator(JobStepOperator):
     """Fetch + verify the RTSTRUCT, validate and re-identify it (fail closed), write it
-    into the series' origin folder, C-STORE it to the destinations, then confirm."""
+    into the series' origin folder, send it to the destinations (C-STORE or STOW-RS),
+    then confirm."""
 
     stage = "deliver"
     template_fields: Sequence[str] = ("job_id", "draw_conn_id")
@@ -90,7 +91,7 @@ class DeliverResultOperator(JobStepOperator):
 
     def run_step(self, job_id: int, context: Context) -> None:
         settings = task_settings()
-        nodes = [DicomNodeHook(conn_id).get_node() for conn_id in settings.destinations]
+        nodes = [destination(conn_id) for conn_id in settings.destinations]
         with DrawHook(self.draw_conn_id) as client:
             path = fetch_and_deliver(settings, job_id, client, nodes)
         self.log.info("job %d delivered as %s", job_id, path.name)
