@@ -1,7 +1,8 @@
 """Run a group of processes as one: restart the ones that die, stop all on Ctrl-C.
 
 Each child runs in its own session (so a terminal's Ctrl-C reaches only us and we
-stop the children in order), its output is prefixed with its name, and a child
+stop the children in order), its output is prefixed with its name (or, for a chatty
+one such as Airflow, appended to its own log file), and a child
 that exits is restarted after a backoff that doubles up to a ceiling and resets
 once the child has stayed up for a while. Every restart is logged.
 """
@@ -17,6 +18,7 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TextIO
 
 log = logging.getLogger("dicom_ops.supervisor")
@@ -28,6 +30,7 @@ class Program:
     argv: Sequence[str]
     env: dict[str, str] | None = None
     restart: bool = True  # False: a one-shot job, run once to completion
+    log_file: Path | None = None  # its output goes here, not to the console
 
 
 @dataclass
@@ -112,10 +115,20 @@ class Supervisor:
         env = dict(os.environ if program.env is None else program.env)
         env.setdefault("PYTHONUNBUFFERED", "1")
         try:
-            child.process = subprocess.Popen(
-                list(program.argv), env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL, start_new_session=True,
-            )
+            if program.log_file is None:
+                output: int | TextIO = subprocess.PIPE
+            else:
+                program.log_file.parent.mkdir(parents=True, exist_ok=True)
+                output = open(program.log_file, "ab")  # noqa: SIM115 - the child holds it
+                self._say(program.name, f"output in {program.log_file}")
+            try:
+                child.process = subprocess.Popen(
+                    list(program.argv), env=env, stdout=output, stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL, start_new_session=True,
+                )
+            finally:
+                if program.log_file is not None:
+                    output.close()
         except OSError as exc:
             log.error("cannot start %s: %s", program.name, exc)
             child.process = None
@@ -124,6 +137,8 @@ class Supervisor:
             return
         child.started_at = time.monotonic()
         child.restart_at = None
+        if program.log_file is not None:
+            return
         reader = threading.Thread(target=self._relay, args=(program.name, child.process),
                                   daemon=True)
         reader.start()
@@ -132,10 +147,12 @@ class Supervisor:
     def _relay(self, name: str, process: subprocess.Popen) -> None:
         assert process.stdout is not None
         for raw in iter(process.stdout.readline, b""):
-            line = raw.decode("utf-8", "replace").rstrip()
-            with self._write_lock:
-                self.output.write(f"{name:<10} | {line}\n")
-                self.output.flush()
+            self._say(name, raw.decode("utf-8", "replace").rstrip())
+
+    def _say(self, name: str, line: str) -> None:
+        with self._write_lock:
+            self.output.write(f"{name:<10} | {line}\n")
+            self.output.flush()
 
     def _stop_all(self) -> None:
         running = [c.process for c in self.children if c.process and c.process.poll() is None]

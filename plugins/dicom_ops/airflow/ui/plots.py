@@ -14,8 +14,8 @@ from xml.sax.saxutils import escape
 
 from dicom_ops.jobs.stats import OUTCOMES, Turnaround
 
-WIDTH, HEIGHT = 640, 240
-LEFT, RIGHT, TOP, BOTTOM = 56, 16, 28, 36
+WIDTH, HEIGHT = 500, 230
+LEFT, RIGHT, TOP, BOTTOM = 52, 12, 28, 36
 OUTCOME_COLOURS = {"delivered": "#2e7d32", "failed": "#c62828", "cancelled": "#9e9e9e",
                    "invalidated": "#ef6c00", "in progress": "#1565c0"}
 
@@ -40,14 +40,16 @@ def turnaround_svg(turnaround: Turnaround, since: datetime, until: datetime) -> 
         parts.append(f'<circle class="job" cx="{x(point.finished_at):.1f}" '
                      f'cy="{y(point.seconds / 60):.1f}" r="3" fill="#1565c0">'
                      f'<title>job {point.job_id}: {point.seconds / 60:.1f} min</title></circle>')
-    for name, value, dash in (("p50", turnaround.p50, "6 3"), ("p95", turnaround.p95, "2 3")):
+    # p95 labelled above its line, p50 below: equal values stay readable
+    for name, value, dash, dy in (("p50", turnaround.p50, "6 3", 13),
+                                  ("p95", turnaround.p95, "2 3", -4)):
         if value is None:
             continue
         level = y(value / 60)
         parts.append(f'<line class="{name}" x1="{LEFT}" x2="{WIDTH - RIGHT}" y1="{level:.1f}" '
                      f'y2="{level:.1f}" stroke="#6a1b9a" stroke-dasharray="{dash}"/>')
-        parts.append(_text(WIDTH - RIGHT - 4, level - 4, f"{name} {value / 60:.1f} min",
-                           anchor="end", colour="#6a1b9a"))
+        parts.append(_text(LEFT + 6, level + dy, f"{name} {value / 60:.1f} min",
+                           colour="#6a1b9a"))
     if not points:
         parts.append(_text(LEFT + _plot_width() / 2, TOP + _plot_height() / 2,
                            "no delivered job in this period", anchor="middle"))
@@ -77,7 +79,7 @@ def jobs_per_day_svg(days: Sequence[tuple[date, dict[str, int]]]) -> str:
             parts.append(_text(left + slot * 0.35, HEIGHT - BOTTOM + 14, day.strftime("%d %b"),
                                anchor="middle"))
     for index, outcome in enumerate(OUTCOMES):
-        lx = LEFT + index * 110
+        lx = LEFT + index * 88
         parts.append(f'<rect x="{lx}" y="8" width="10" height="10" '
                      f'fill="{OUTCOME_COLOURS[outcome]}"/>')
         parts.append(_text(lx + 14, 17, outcome))
@@ -89,7 +91,7 @@ def failures_by_stage_svg(failures: Sequence[tuple[str, int]]) -> str:
     top = _nice_ceiling(max([count for _, count in failures] + [1]))
     rows = max(len(failures), 1)
     row_height = min(28.0, _plot_height() / rows)
-    label_width = 120
+    label_width = 130
     width = WIDTH - RIGHT - LEFT - label_width
     parts = [_open("Failures by stage, last 30 days")]
     for index, (stage, count) in enumerate(failures):
@@ -110,7 +112,7 @@ def failures_by_stage_svg(failures: Sequence[tuple[str, int]]) -> str:
 def _open(title: str) -> str:
     return (f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {HEIGHT}" '
             f'width="{WIDTH}" height="{HEIGHT}" role="img" font-family="sans-serif" '
-            f'font-size="11"><title>{escape(title)}</title>'
+            f'font-size="12"><title>{escape(title)}</title>'
             f'<rect x="0" y="0" width="{WIDTH}" height="{HEIGHT}" fill="#fff"/>')
 
 
