@@ -6,7 +6,7 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-SYSTEM_PACKAGES := dcmtk dicom3tools postgresql orthanc
+SYSTEM_PACKAGES := dcmtk dicom3tools postgresql orthanc chromium chromium-driver
 PYTEST_ARGS ?=
 
 .PHONY: help run test venv system-deps lock lint bench clean
@@ -38,7 +38,8 @@ run: venv
 	$(BIN)/dicom-ops stack
 
 # System tools the tests use as real peers: dcmtk (storescu/storescp), dicom3tools
-# (dciodvfy, the IOD checker), PostgreSQL, Orthanc. pynetdicom puts Python tools named
+# (dciodvfy, the IOD checker), PostgreSQL, Orthanc; chromium and chromium-driver for the
+# jobs page's browser test. pynetdicom puts Python tools named
 # storescu/storescp in the venv's bin, so dcmtk is looked for by its own --version banner.
 system-deps:
 	@missing=""; \
@@ -46,6 +47,8 @@ system-deps:
 	command -v dciodvfy >/dev/null || missing="$$missing dicom3tools"; \
 	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
 	command -v Orthanc >/dev/null || missing="$$missing orthanc"; \
+	test -x /usr/bin/chromium || missing="$$missing chromium"; \
+	test -x /usr/bin/chromedriver || missing="$$missing chromium-driver"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi; \

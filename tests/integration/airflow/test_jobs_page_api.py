@@ -159,3 +159,13 @@ def test_api_pages_jobs_newest_first_with_filters(page, settings):
     assert bad.status_code == 422 and "from='yesterday'" in bad.json()["detail"]
     html = client.get("/dicom-ops/jobs?template=Pelvis", headers=viewer).text
     assert html.count('<tr data-job-id=') == 4 and "<svg" in html and "p50" not in html
+
+
+def test_the_banner_of_make_run_points_at_the_plugins_nav_entry():
+    from dicom_ops.airflow.ui.plugin import NAV_ROUTE, URL_PREFIX, DicomJobsPlugin
+    from dicom_ops.stack import JOBS_PAGE_PATH
+
+    assert JOBS_PAGE_PATH == f"/plugin/{NAV_ROUTE}"
+    (view,) = DicomJobsPlugin.external_views
+    assert view["name"] == "DICOM jobs" and view["href"] == f"{URL_PREFIX}/jobs"
+    assert DicomJobsPlugin.fastapi_apps[0]["url_prefix"] == "/dicom-ops"
