@@ -169,3 +169,27 @@ def test_the_banner_of_make_run_points_at_the_plugins_nav_entry():
     (view,) = DicomJobsPlugin.external_views
     assert view["name"] == "DICOM jobs" and view["href"] == f"{URL_PREFIX}/jobs"
     assert DicomJobsPlugin.fastapi_apps[0]["url_prefix"] == "/dicom-ops"
+
+
+def test_the_series_view_shows_a_no_template_series_and_the_rules_that_failed(page, settings):
+    from dicom_ops.db.models import Series
+
+    from tests.factories import SeriesGeometry, make_ct_series, write_series
+    from tests.support.jobs import add_series
+
+    client, tokens = page
+    folder = settings.data_root / "datastore" / "knee"
+    datasets = make_ct_series(geometry=SeriesGeometry(slices=2, rows=8, columns=8),
+                              body_part="KNEE", study_description="CT KNEE")
+    write_series(datasets, folder)
+    with session_scope(settings.db_url) as session:
+        series_id = add_series(session, folder=str(folder), state="ignored")
+        session.get(Series, series_id).state_detail = "no template"
+        add_series(session, state="done")
+    viewer = _bearer(tokens["viewer"])
+    listed = client.get("/dicom-ops/api/series", headers=viewer).json()["series"]
+    assert [(s["id"], s["detail"]) for s in listed] == [(series_id, "no template")]
+    html = client.get(f"/dicom-ops/series/{series_id}", headers=viewer).text
+    assert "no template matches" in html
+    assert "Thorax OARs" in html and "BodyPartExamined" in html and "KNEE" in html
+    assert client.get("/dicom-ops/series/999999", headers=viewer).status_code == 404

@@ -15,7 +15,7 @@ from xml.sax.saxutils import escape
 from dicom_ops.jobs.stats import OUTCOMES, Turnaround
 
 WIDTH, HEIGHT = 500, 230
-LEFT, RIGHT, TOP, BOTTOM = 52, 12, 28, 36
+LEFT, RIGHT, TOP, BOTTOM = 52, 26, 28, 36
 OUTCOME_COLOURS = {"delivered": "#2e7d32", "failed": "#c62828", "cancelled": "#9e9e9e",
                    "invalidated": "#ef6c00", "in progress": "#1565c0"}
 
