@@ -126,6 +126,7 @@ def test_a_new_user_finds_the_demo_job_resends_it_and_sees_the_new_job(tmp_path,
         assert "draw_export" in tasks and "draw_import" in tasks
         pseudonym = browser.find_element(By.ID, "patient").text
         assert pseudonym.startswith("DRAW-")
+        before_asking = browser.page_source
         frame_screenshot("2-job")
 
         # the name and ID only on demand (a POST: nothing in the URL)
@@ -138,7 +139,10 @@ def test_a_new_user_finds_the_demo_job_resends_it_and_sees_the_new_job(tmp_path,
             "return JSON.stringify([Object.entries(localStorage), Object.entries(sessionStorage),"
             " document.cookie])")
         name, patient_id = patient.text.split(" · ID ")
-        assert name not in stored and patient_id.split()[0] not in stored
+        patient_id = patient_id.split()[0]
+        assert name not in stored and patient_id not in stored
+        assert name not in before_asking and patient_id not in before_asking
+        assert patient_id not in browser.current_url
         frame_screenshot("3-patient")
 
         # resend, confirmed on a page of its own, and the new job appears

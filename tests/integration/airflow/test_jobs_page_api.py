@@ -48,9 +48,19 @@ def _bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
+SERIES_UID = "1.2.826.0.1.3680043.8.498.17017"
+
+
 def _delivered_job(settings) -> int:
+    from dicom_ops.db.models import Transfer
+
+    from tests.support.jobs import add_series
+
     with session_scope(settings.db_url) as session:
-        job_id = job_in_status(session, "finished")
+        series_id = add_series(session, series_uid=SERIES_UID)
+        job_id = job_in_status(session, "finished", series_id=series_id)
+        session.add(Transfer(job_id=job_id, status="confirmed",
+                             delivered_path=f"/var/datastore/1.2.3.4/{SERIES_UID}/RS.2.25.9.dcm"))
         session.add(SubjectMap(job_id=job_id, pseudonym=PSEUDONYM, date_offset_days=-100,
                                encrypted=encrypt_subject(PATIENT, DeidKeys.from_secret(TEST_SECRET))))
     return job_id
@@ -83,7 +93,15 @@ def test_a_viewer_reads_pseudonyms_and_may_not_act_or_decrypt(page, settings):
     assert html.status_code == 200 and PSEUDONYM in html.text
     assert PATIENT["PatientName"] not in html.text and "Resend" not in html.text
     assert html.headers["cache-control"] == "no-store"
-    assert client.get(f"/dicom-ops/api/jobs/{job_id}", headers=viewer).json()["pseudonym"] == PSEUDONYM
+    as_json = client.get(f"/dicom-ops/api/jobs/{job_id}", headers=viewer)
+    assert as_json.json()["pseudonym"] == PSEUDONYM
+    # nor original UIDs, as fields or inside the delivered file's path
+    listed = client.get("/dicom-ops/api/jobs", headers=viewer).text
+    for text in (html.text, as_json.text, listed):
+        assert SERIES_UID not in text and "1.2.3.4" not in text
+    assert "/var/datastore/<uid>/<uid>/RS.<uid>.dcm" in as_json.text
+    admin = client.get(f"/dicom-ops/api/jobs/{job_id}", headers=_bearer(tokens["admin"]))
+    assert SERIES_UID in admin.text
     for path in (f"/dicom-ops/api/jobs/{job_id}/resend", f"/dicom-ops/jobs/{job_id}/patient"):
         refused = client.post(path, headers=viewer)
         assert refused.status_code == 403 and "trigger the DAG draw_export" in refused.json()["detail"]

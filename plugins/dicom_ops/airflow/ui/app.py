@@ -36,6 +36,7 @@ from dicom_ops.db.session import session_scope
 from dicom_ops.deid.keys import DeidKeys
 from dicom_ops.jobs import JobError, board, cancel_job, invalidate_job, resend_job, stats
 from dicom_ops.jobs.queries import job_details
+from dicom_ops.pipeline.errors import redact_identifiers
 from dicom_ops.templates import TemplateError, load_templates
 
 PLOT_DAYS = 30
@@ -47,6 +48,8 @@ QUESTIONS = {
     "invalidate": "Its result is marked as not to be used. The delivered file stays where it is.",
 }
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+ORIGINAL_UID_FIELDS = {"series_uid", "study_uid"}
+PATH_FIELDS = {"delivered_path"}
 
 _templates = Environment(loader=FileSystemLoader(Path(__file__).parent / "templates"),
                          autoescape=select_autoescape(["html"]))
@@ -93,6 +96,8 @@ def create_app(settings: Callable[[], Settings] = task_settings) -> FastAPI:
             turnaround = stats.turnaround(session, since)
             per_day = stats.jobs_per_day(session, since, until)
             failures = stats.failures_by_stage(session, since)
+        page = board.JobPage(_for_user(page.rows, user), page.total, page.newer_than,
+                             page.older_than)
         return render(request, "jobs.html", user, page=page, job_filter=job_filter,
                       statuses=JOB_STATUSES, templates_used=templates_used,
                       filter_query=_filter_query(job_filter),
@@ -119,7 +124,7 @@ def create_app(settings: Callable[[], Settings] = task_settings) -> FastAPI:
     def _job_page(request: Request, job_id: int, user: access.PageUser,
                   patient: dict[str, str] | None) -> HTMLResponse:
         with app_db() as session:
-            job = _details(session, job_id)
+            job = _for_user(_details(session, job_id), user)
             pseudonym = board.job_pseudonym(session, job_id)
         return render(request, "job.html", user, job=job, pseudonym=pseudonym, patient=patient,
                       tasks=_tasks(job_id), stages=_stages(job["events"]))
@@ -144,7 +149,8 @@ def create_app(settings: Callable[[], Settings] = task_settings) -> FastAPI:
     @app.get("/series", response_class=HTMLResponse)
     def series_page(request: Request, user: Reader, before: int | None = None) -> HTMLResponse:
         with app_db() as session:
-            rows = [_series_row(s) for s in board.unsent_series(session, before=before)]
+            rows = _for_user([_series_row(s) for s in board.unsent_series(session, before=before)],
+                             user)
         return render(request, "series.html", user, series=rows,
                       older_than=rows[-1]["id"] if len(rows) == board.PAGE_SIZE else None)
 
@@ -154,7 +160,7 @@ def create_app(settings: Callable[[], Settings] = task_settings) -> FastAPI:
             series = session.get(Series, series_id)
             if series is None:
                 raise HTTPException(status.HTTP_404_NOT_FOUND, f"no series #{series_id}")
-            row = _series_row(series)
+            row = _for_user(_series_row(series), user)
             try:
                 templates = load_templates(settings().templates_dir)
                 problem = None
@@ -177,13 +183,13 @@ def create_app(settings: Callable[[], Settings] = task_settings) -> FastAPI:
         with app_db() as session:
             page = board.page_of_jobs(session, job_filter, before=before, after=after,
                                       limit=limit)
-        return _json({"jobs": page.rows, "total": page.total, "newer_than": page.newer_than,
+        return _json({"jobs": _for_user(page.rows, user), "total": page.total, "newer_than": page.newer_than,
                       "older_than": page.older_than})
 
     @app.get("/api/jobs/{job_id}")
     def api_job(job_id: int, user: Reader) -> JSONResponse:
         with app_db() as session:
-            job = _details(session, job_id)
+            job = _for_user(_details(session, job_id), user)
             job["pseudonym"] = board.job_pseudonym(session, job_id)
         job["tasks"] = [{"dag_id": t.dag_id, "run_id": t.run_id, "task_id": t.task_id,
                          "map_index": t.map_index, "state": t.state, "path": t.path}
@@ -200,7 +206,7 @@ def create_app(settings: Callable[[], Settings] = task_settings) -> FastAPI:
     def api_series(user: Reader, before: int | None = None) -> JSONResponse:
         with app_db() as session:
             rows = [_series_row(s) for s in board.unsent_series(session, before=before)]
-        return _json({"series": rows})
+        return _json({"series": _for_user(rows, user)})
 
     async def _act(request: Request, job_id: int, action: str,
                    user: access.PageUser) -> int | None:
@@ -219,6 +225,21 @@ def create_app(settings: Callable[[], Settings] = task_settings) -> FastAPI:
         return new_id
 
     return app
+
+
+def _for_user(value: Any, user: access.PageUser) -> Any:
+    """What ``user`` may see of a row: a viewer gets no original UIDs (they identify the
+    patient's study as well as a name does), neither as fields nor inside file paths."""
+    if user.may_act:
+        return value
+    if isinstance(value, dict):
+        return {key: (None if key in ORIGINAL_UID_FIELDS else
+                      redact_identifiers(item) if key in PATH_FIELDS and item else
+                      _for_user(item, user))
+                for key, item in value.items()}
+    if isinstance(value, list):
+        return [_for_user(item, user) for item in value]
+    return value
 
 
 def _check_action(action: str) -> None:
