@@ -55,6 +55,7 @@ class Supervisor:
         stable_after: float = 60.0,
         stop_timeout: float = 20.0,
         output: TextIO | None = None,
+        log_file_limit: int = 100 * 1024 * 1024,
     ) -> None:
         self.children = [_Child(p) for p in programs]
         self.min_backoff = min_backoff
@@ -62,6 +63,7 @@ class Supervisor:
         self.stable_after = stable_after
         self.stop_timeout = stop_timeout
         self.output = output or sys.stdout
+        self.log_file_limit = log_file_limit
         self._stopping = threading.Event()
         self._write_lock = threading.Lock()
 
@@ -118,7 +120,7 @@ class Supervisor:
             if program.log_file is None:
                 output: int | TextIO = subprocess.PIPE
             else:
-                program.log_file.parent.mkdir(parents=True, exist_ok=True)
+                _keep_one_previous(program.log_file, self.log_file_limit)
                 output = open(program.log_file, "ab")  # noqa: SIM115 - the child holds it
                 self._say(program.name, f"output in {program.log_file}")
             try:
@@ -169,6 +171,17 @@ class Supervisor:
             for reader in child.readers:
                 reader.join(timeout=2)
         log.info("all processes stopped")
+
+
+def _keep_one_previous(log_file: Path, limit: int) -> None:
+    """At a (re)start, a log file past ``limit`` bytes becomes ``<name>.1`` (replacing the
+    one before): a stack left running for months does not fill the disk with Airflow's log."""
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        if log_file.stat().st_size > limit:
+            os.replace(log_file, log_file.with_name(log_file.name + ".1"))
+    except FileNotFoundError:
+        pass
 
 
 def _signal_group(process: subprocess.Popen, signum: int) -> None:

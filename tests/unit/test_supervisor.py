@@ -66,3 +66,15 @@ def test_a_chatty_program_writes_to_its_log_file_and_the_console_says_where(tmp_
     assert "flood of scheduler lines" not in console
     assert f"airflow    | output in {log_file}" in console and "ours       | event line" in console
     assert "flood of scheduler lines" in log_file.read_text()
+
+
+def test_a_log_file_past_its_limit_is_kept_once_as_dot_1_at_the_next_start(tmp_path):
+    log_file = tmp_path / "airflow.log"
+    log_file.write_text("old run " * 100)
+    (tmp_path / "airflow.log.1").write_text("older run")
+    supervisor = Supervisor([Program("airflow", [sys.executable, "-c", "print('new run')"],
+                                     restart=False, log_file=log_file)],
+                            output=io.StringIO(), log_file_limit=100)
+    _run_for(supervisor, 1.0)
+    assert (tmp_path / "airflow.log.1").read_text().startswith("old run")
+    assert log_file.read_text() == "new run\n"

@@ -22,7 +22,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from fastapi import FastAPI, HTTPException, Query, Request, status
-from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from sqlalchemy.orm import Session
 
@@ -58,6 +58,17 @@ _templates = Environment(loader=FileSystemLoader(Path(__file__).parent / "templa
 def create_app(settings: Callable[[], Settings] = task_settings) -> FastAPI:
     """The plugin's app; ``settings`` gives the app DB and the secret (tests pass theirs)."""
     app = FastAPI(title="dicom-ops jobs", docs_url=None, redoc_url=None, openapi_url=None)
+
+    @app.exception_handler(HTTPException)
+    async def refused(request: Request, exc: HTTPException) -> Response:
+        """JSON for the API; for the pages, a page that says what went wrong in words."""
+        if request.url.path.startswith(f"{request.scope.get('root_path', '')}/api/"):
+            return JSONResponse({"detail": exc.detail}, exc.status_code,
+                                headers={**NO_STORE, **(exc.headers or {})})
+        html = _templates.get_template("error.html").render(
+            base=request.scope.get("root_path", "").rstrip("/"), status=exc.status_code,
+            detail=exc.detail)
+        return HTMLResponse(html, exc.status_code, headers={**NO_STORE, **(exc.headers or {})})
 
     @contextmanager
     def app_db() -> Iterator[Session]:
