@@ -172,6 +172,13 @@ def test_a_new_user_finds_the_demo_job_resends_it_and_sees_the_new_job(tmp_path,
         for shot in shots.glob("*.png"):
             shutil.copy(shot, ARTIFACTS / shot.name)
     assert code == 0
+    # make run's console: our processes and one line per event, Airflow's flood in its file
+    console = stack.log()
+    assert f"job {demo_job}" in console and "delivered: processing -> finished" in console
+    assert "ready: 30 instances" in console
+    airflow_lines = [line for line in console.splitlines() if line.startswith("airflow ")]
+    assert airflow_lines == [f"airflow    | output in {stack.data_root / 'logs' / 'airflow.log'}"]
+    assert "scheduler" in stack.airflow_log()
     assert sorted(p.name for p in shots.glob("*.png")) == [
         "1-jobs.png", "2-job.png", "3-patient.png", "4-confirm.png", "5-jobs-after-resend.png",
         "6-series.png"]
