@@ -6,7 +6,7 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-SYSTEM_PACKAGES := dcmtk dicom3tools postgresql orthanc orthanc-dicomweb
+SYSTEM_PACKAGES := dcmtk dicom3tools postgresql orthanc orthanc-dicomweb chromium chromium-driver
 PYTEST_ARGS ?=
 
 .PHONY: help run test venv system-deps lock lint bench clean
@@ -39,7 +39,8 @@ run: venv
 
 # System tools the tests use as real peers: dcmtk (storescu/storescp), dicom3tools
 # (dciodvfy, the IOD checker), PostgreSQL, Orthanc and its DICOMweb plugin (the PACS
-# query/retrieve and STOW-RS tests). pynetdicom puts Python tools named
+# query/retrieve and STOW-RS tests); chromium and chromium-driver for the jobs page's
+# browser test. pynetdicom puts Python tools named
 # storescu/storescp in the venv's bin, so dcmtk is looked for by its own --version banner.
 system-deps:
 	@missing=""; \
@@ -48,6 +49,8 @@ system-deps:
 	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
 	command -v Orthanc >/dev/null || missing="$$missing orthanc"; \
 	ls /usr/share/orthanc/plugins/libOrthancDicomWeb.so >/dev/null 2>&1 || missing="$$missing orthanc-dicomweb"; \
+	test -x /usr/bin/chromium || missing="$$missing chromium"; \
+	test -x /usr/bin/chromedriver || missing="$$missing chromium-driver"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi; \

@@ -28,6 +28,9 @@ log = logging.getLogger("dicom_ops.stack")
 API_HOST = EMULATOR_HOST = "127.0.0.1"
 DEFAULT_API_PORT = 8080
 DRAW_CLIENT_ID = "dicom-ops"
+# Where the Airflow UI shows the jobs page (its nav entry's route, plugin dicom_ops.airflow.ui);
+# the stack cannot import the plugin (it would import Airflow), so the path is written here.
+JOBS_PAGE_PATH = "/plugin/dicom-jobs"
 
 
 @dataclass(frozen=True)
@@ -190,19 +193,33 @@ def write_env_file(stack: Stack) -> Path:
     return path
 
 
+def log_folder(stack: Stack) -> Path:
+    """``<data root>/logs``: the output of the processes too chatty for the console."""
+    return stack.settings.data_root / "logs"
+
+
 def programs(stack: Stack, *, demo: bool = False) -> list[Program]:
-    """The supervised processes. Adding a process is one line here."""
+    """The supervised processes. Adding a process is one line here.
+
+    Airflow's own output (every scheduler loop, every API request) and the emulator's
+    request log go to files under ``logs/``; the console keeps our processes and
+    ``events``, one line per series and job event, so a new user can follow the demo.
+    """
     dicom_ops = str(stack.bin_dir / "dicom-ops")
+    logs = log_folder(stack)
     one_shots = [Program("demo", [dicom_ops, "demo"], stack.env, restart=False)] if demo else []
     return one_shots + [
-        Program("airflow", [str(stack.bin_dir / "airflow"), "standalone"], stack.env),
+        Program("airflow", [str(stack.bin_dir / "airflow"), "standalone"], stack.env,
+                log_file=logs / "airflow.log"),
+        Program("events", [dicom_ops, "events", "--follow", "--new"], stack.env),
         Program("listener", [dicom_ops, "listener"], stack.env),
         *([Program("watcher", [dicom_ops, "watcher"], stack.env)]
           if stack.settings.watch_folders else []),
         Program("emulator", [dicom_ops, "emulator", "--host", EMULATOR_HOST,
                              "--port", str(stack.settings.emulator_port),
                              "--delay", str(stack.settings.emulator_delay_seconds),
-                             "--data-dir", str(stack.settings.data_root / "emulator")], stack.env),
+                             "--data-dir", str(stack.settings.data_root / "emulator")], stack.env,
+                log_file=logs / "emulator.log"),
     ]
 
 
@@ -213,6 +230,9 @@ def banner(stack: Stack) -> str:
         "",
         "dicom-ops embedded stack",
         f"  Airflow UI      http://{API_HOST}:{stack.api_port}  (user admin; password in {password_file})",
+        f"  DICOM jobs page http://{API_HOST}:{stack.api_port}{JOBS_PAGE_PATH}"
+        f"  (in the UI's navigation: DICOM jobs)",
+        f"  Airflow's log   {log_folder(stack) / 'airflow.log'}",
         f"  DICOM listener  {settings.listener_host}:{settings.listener_port}"
         f"  AE title {settings.ae_title}",
         f"  DRAW emulator   {stack.emulator_url}",

@@ -1,7 +1,8 @@
 """Run a group of processes as one: restart the ones that die, stop all on Ctrl-C.
 
 Each child runs in its own session (so a terminal's Ctrl-C reaches only us and we
-stop the children in order), its output is prefixed with its name, and a child
+stop the children in order), its output is prefixed with its name (or, for a chatty
+one such as Airflow, appended to its own log file), and a child
 that exits is restarted after a backoff that doubles up to a ceiling and resets
 once the child has stayed up for a while. Every restart is logged.
 """
@@ -17,6 +18,7 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TextIO
 
 log = logging.getLogger("dicom_ops.supervisor")
@@ -28,6 +30,7 @@ class Program:
     argv: Sequence[str]
     env: dict[str, str] | None = None
     restart: bool = True  # False: a one-shot job, run once to completion
+    log_file: Path | None = None  # its output goes here, not to the console
 
 
 @dataclass
@@ -52,6 +55,7 @@ class Supervisor:
         stable_after: float = 60.0,
         stop_timeout: float = 20.0,
         output: TextIO | None = None,
+        log_file_limit: int = 100 * 1024 * 1024,
     ) -> None:
         self.children = [_Child(p) for p in programs]
         self.min_backoff = min_backoff
@@ -59,6 +63,7 @@ class Supervisor:
         self.stable_after = stable_after
         self.stop_timeout = stop_timeout
         self.output = output or sys.stdout
+        self.log_file_limit = log_file_limit
         self._stopping = threading.Event()
         self._write_lock = threading.Lock()
 
@@ -112,10 +117,20 @@ class Supervisor:
         env = dict(os.environ if program.env is None else program.env)
         env.setdefault("PYTHONUNBUFFERED", "1")
         try:
-            child.process = subprocess.Popen(
-                list(program.argv), env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL, start_new_session=True,
-            )
+            if program.log_file is None:
+                output: int | TextIO = subprocess.PIPE
+            else:
+                _keep_one_previous(program.log_file, self.log_file_limit)
+                output = open(program.log_file, "ab")  # noqa: SIM115 - the child holds it
+                self._say(program.name, f"output in {program.log_file}")
+            try:
+                child.process = subprocess.Popen(
+                    list(program.argv), env=env, stdout=output, stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL, start_new_session=True,
+                )
+            finally:
+                if program.log_file is not None:
+                    output.close()
         except OSError as exc:
             log.error("cannot start %s: %s", program.name, exc)
             child.process = None
@@ -124,6 +139,8 @@ class Supervisor:
             return
         child.started_at = time.monotonic()
         child.restart_at = None
+        if program.log_file is not None:
+            return
         reader = threading.Thread(target=self._relay, args=(program.name, child.process),
                                   daemon=True)
         reader.start()
@@ -132,10 +149,12 @@ class Supervisor:
     def _relay(self, name: str, process: subprocess.Popen) -> None:
         assert process.stdout is not None
         for raw in iter(process.stdout.readline, b""):
-            line = raw.decode("utf-8", "replace").rstrip()
-            with self._write_lock:
-                self.output.write(f"{name:<10} | {line}\n")
-                self.output.flush()
+            self._say(name, raw.decode("utf-8", "replace").rstrip())
+
+    def _say(self, name: str, line: str) -> None:
+        with self._write_lock:
+            self.output.write(f"{name:<10} | {line}\n")
+            self.output.flush()
 
     def _stop_all(self) -> None:
         running = [c.process for c in self.children if c.process and c.process.poll() is None]
@@ -152,6 +171,17 @@ class Supervisor:
             for reader in child.readers:
                 reader.join(timeout=2)
         log.info("all processes stopped")
+
+
+def _keep_one_previous(log_file: Path, limit: int) -> None:
+    """At a (re)start, a log file past ``limit`` bytes becomes ``<name>.1`` (replacing the
+    one before): a stack left running for months does not fill the disk with Airflow's log."""
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        if log_file.stat().st_size > limit:
+            os.replace(log_file, log_file.with_name(log_file.name + ".1"))
+    except FileNotFoundError:
+        pass
 
 
 def _signal_group(process: subprocess.Popen, signum: int) -> None:

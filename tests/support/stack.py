@@ -29,7 +29,12 @@ class RunningStack:
         return f"http://127.0.0.1:{self.api_port}"
 
     def log(self) -> str:
+        """The console of `make run`; Airflow's own output is in ``airflow_log()``."""
         return self.log_path.read_text(errors="replace")
+
+    def airflow_log(self) -> str:
+        path = self.data_root / "logs" / "airflow.log"
+        return path.read_text(errors="replace") if path.exists() else ""
 
     def health(self) -> dict:
         return requests.get(f"{self.api_url}/api/v2/monitor/health", timeout=5).json()
@@ -48,7 +53,8 @@ class RunningStack:
             except requests.RequestException:
                 pass
             time.sleep(2)
-        raise AssertionError(f"not healthy after {timeout}s: {last}\n{self.log()[-5000:]}")
+        raise AssertionError(f"not healthy after {timeout}s: {last}\n{self.log()[-3000:]}\n"
+                             f"airflow's log:\n{self.airflow_log()[-3000:]}")
 
     def stop(self) -> int:
         if self.process.poll() is None:

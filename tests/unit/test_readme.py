@@ -21,3 +21,8 @@ def test_quick_start_is_exactly_two_commands():
     block = re.search(r"```(?:sh|bash|console)?\n(.*?)```", section, re.S).group(1)
     commands = [line for line in block.splitlines() if line.strip()]
     assert commands == ["make run", "make test"]
+
+
+def test_the_jobs_page_section_shows_a_screenshot_that_exists():
+    assert "](docs/jobs-page.png)" in README
+    assert (REPO_ROOT / "docs" / "jobs-page.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

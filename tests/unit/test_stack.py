@@ -59,3 +59,14 @@ def test_banner_says_where_the_ui_password_and_listener_are(tmp_path):
 def test_the_supervised_group_starts_airflow_standalone(tmp_path):
     names = {program.name: program for program in programs(prepare({"DICOM_OPS_DATA_ROOT": str(tmp_path)}))}
     assert names["airflow"].argv[-1] == "standalone"
+
+
+def test_the_console_gets_our_processes_and_events_and_airflow_gets_a_log_file(tmp_path):
+    stack = prepare({"DICOM_OPS_DATA_ROOT": str(tmp_path)})
+    names = {program.name: program for program in programs(stack)}
+    assert names["airflow"].log_file == tmp_path / "logs" / "airflow.log"
+    assert names["events"].argv[-3:] == ["events", "--follow", "--new"]
+    assert names["events"].log_file is None and names["listener"].log_file is None
+    text = banner(stack)
+    assert "http://127.0.0.1:8080/plugin/dicom-jobs" in text
+    assert str(tmp_path / "logs" / "airflow.log") in text

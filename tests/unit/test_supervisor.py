@@ -52,3 +52,29 @@ def test_a_one_shot_program_runs_once(tmp_path):
     supervisor = Supervisor([once], min_backoff=0.1, output=io.StringIO())
     _run_for(supervisor, 1.5)
     assert counter.read_text() == "x"
+
+
+def test_a_chatty_program_writes_to_its_log_file_and_the_console_says_where(tmp_path):
+    script = "import time; print('flood of scheduler lines', flush=True); time.sleep(600)"
+    log_file = tmp_path / "logs" / "airflow.log"
+    output = io.StringIO()
+    supervisor = Supervisor([Program("airflow", [sys.executable, "-c", script], log_file=log_file),
+                             Program("ours", [sys.executable, "-c", "print('event line')"],
+                                     restart=False)], output=output)
+    _run_for(supervisor, 1.5)
+    console = output.getvalue()
+    assert "flood of scheduler lines" not in console
+    assert f"airflow    | output in {log_file}" in console and "ours       | event line" in console
+    assert "flood of scheduler lines" in log_file.read_text()
+
+
+def test_a_log_file_past_its_limit_is_kept_once_as_dot_1_at_the_next_start(tmp_path):
+    log_file = tmp_path / "airflow.log"
+    log_file.write_text("old run " * 100)
+    (tmp_path / "airflow.log.1").write_text("older run")
+    supervisor = Supervisor([Program("airflow", [sys.executable, "-c", "print('new run')"],
+                                     restart=False, log_file=log_file)],
+                            output=io.StringIO(), log_file_limit=100)
+    _run_for(supervisor, 1.0)
+    assert (tmp_path / "airflow.log.1").read_text().startswith("old run")
+    assert log_file.read_text() == "new run\n"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from dicom_ops.db.models import Event
@@ -25,3 +26,13 @@ def record_event(
                   message=message)
     session.add(event)
     return event
+
+
+def events_after(session: Session, after_id: int, limit: int = 500) -> list[Event]:
+    """Events recorded after the event ``after_id``, oldest first (the id is the order)."""
+    return list(session.scalars(select(Event).where(Event.id > after_id).order_by(Event.id)
+                                .limit(limit)))
+
+
+def last_event_id(session: Session) -> int:
+    return session.scalar(select(func.max(Event.id))) or 0

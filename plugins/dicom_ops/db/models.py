@@ -172,6 +172,11 @@ class Job(Base):
     __table_args__ = (
         CheckConstraint(_in("status", JOB_STATUSES), name="status"),
         Index("ix_job_claim_order", "status", "priority", "id"),
+        # The jobs page's filters and plots (migration 0003).
+        Index("ix_job_status_id", "status", "id"),
+        Index("ix_job_template_id", "template", "id"),
+        Index("ix_job_created_at", "created_at"),
+        Index("ix_job_finished_at", "finished_at"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

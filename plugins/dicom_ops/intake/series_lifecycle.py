@@ -63,6 +63,9 @@ is_claimed = StatePredicate(
 awaits_export = StatePredicate(
     Series.state, {SeriesState.READY, SeriesState.CLAIMED},
     doc="Finished but not planned yet: the export still needs its files.")
+was_not_sent = StatePredicate(
+    Series.state, {SeriesState.IGNORED, SeriesState.ERROR},
+    doc="Planned without a job: no template, a conflict, unreadable (the jobs page lists them).")
 is_settled = StatePredicate(
     Series.state, {SeriesState.DONE, SeriesState.IGNORED, SeriesState.ERROR},
     doc="Planned or given up: nothing moves it again but a new round or a new import.")

@@ -63,6 +63,9 @@ has_failed = StatePredicate(Job.status, {JobStatus.FAILED},
 has_ended = StatePredicate(
     Job.status, set(JobStatus) - is_running.states,
     doc="Finished, failed, cancelled or invalidated: no step runs for it again.")
+was_delivered = StatePredicate(
+    Job.status, {JobStatus.FINISHED, JobStatus.INVALIDATED},
+    doc="Its RTSTRUCT was delivered (perhaps withdrawn since): it has a turnaround.")
 counts = StatePredicate(
     Job.status, set(JobStatus) - set(INACTIVE_STATUSES),
     doc="Still counts: an equal new job is a duplicate of it.")
