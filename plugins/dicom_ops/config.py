@@ -198,7 +198,7 @@ SETTINGS: tuple[Setting, ...] = (
             "Calling AE titles the listener accepts; empty accepts any (logged as a warning)."),
     Setting("quiet_seconds", "30", _int_range(1, 86400), "an integer 1-86400",
             "A series is finished after this many seconds without a new instance."),
-    Setting("max_associations", "10", _int_range(1, 1000), "an integer 1-1000",
+    Setting("max_associations", "32", _int_range(1, 1000), "an integer 1-1000",
             "Concurrent associations the listener accepts."),
     Setting("tls_cert", "", _optional_path, "a PEM file path, or empty",
             "Listener TLS certificate (with DICOM_OPS_TLS_KEY); empty = plain DICOM."),
