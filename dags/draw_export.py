@@ -44,9 +44,9 @@ with DAG(
     ),
     start_date=datetime(2026, 1, 1),
     catchup=False,
-    # One run at a time: a run waiting for a busy server holds no worker, and together
-    # with claim_jobs' quiet-for-an-interval rule no two runs ever work on one job.
-    max_active_runs=1,
+    # Runs overlap, so a burst of series is not queued behind one run: every claim
+    # (series, queued job, stranded job) is atomic, so no two runs work on one job.
+    max_active_runs=16,
     default_args={
         "retries": 4,
         "retry_delay": timedelta(seconds=30),

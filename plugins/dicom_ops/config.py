@@ -67,6 +67,15 @@ def _float_range(raw: str, low: float, high: float) -> float:
     return value
 
 
+def _flag(raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in ("true", "yes", "1", "on"):
+        return True
+    if value in ("false", "no", "0", "off", ""):
+        return False
+    raise ValueError(f"{raw!r} is neither true nor false")
+
+
 def _ae_title(raw: str) -> str:
     value = raw.strip()
     if not 1 <= len(value) <= 16 or not value.isascii() or "\\" in value:
@@ -198,7 +207,7 @@ SETTINGS: tuple[Setting, ...] = (
             "Calling AE titles the listener accepts; empty accepts any (logged as a warning)."),
     Setting("quiet_seconds", "30", _int_range(1, 86400), "an integer 1-86400",
             "A series is finished after this many seconds without a new instance."),
-    Setting("max_associations", "10", _int_range(1, 1000), "an integer 1-1000",
+    Setting("max_associations", "32", _int_range(1, 1000), "an integer 1-1000",
             "Concurrent associations the listener accepts."),
     Setting("tls_cert", "", _optional_path, "a PEM file path, or empty",
             "Listener TLS certificate (with DICOM_OPS_TLS_KEY); empty = plain DICOM."),
@@ -220,6 +229,10 @@ SETTINGS: tuple[Setting, ...] = (
             "a directory path", "Autosegmentation templates (*.yml)."),
     Setting("deid_recipe", str(REPO_ROOT / "include" / "deid" / "deid.dicom"), _path,
             "a file path", "The de-identification recipe (deid format)."),
+    Setting("egress_pixel_search", "false", _flag, "true or false",
+            "The PHI egress check also searches the image bytes of pixel data for identifiers "
+            "(slow; finds names in noise by chance). Off: only pixel data bytes that are not "
+            "the image are searched."),
     Setting("uid_root", "2.25", _uid_root, "a UID prefix of digits and dots, up to 30 chars",
             "Root for UIDs we create (new RTSTRUCT SOP Instance UIDs)."),
     Setting("export_interval_minutes", "10", _int_range(1, 1440), "an integer 1-1440",
@@ -346,6 +359,7 @@ class Settings:
     emulator_delay_seconds: float
     templates_dir: Path
     deid_recipe: Path
+    egress_pixel_search: bool
     uid_root: str
     export_interval_minutes: int
     import_interval_minutes: int

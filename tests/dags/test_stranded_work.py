@@ -79,6 +79,8 @@ def test_a_result_fetched_but_not_delivered_is_delivered_by_the_next_import(
     # a lost import run: it saw the result completed, then stopped before delivering
     with draw_emulator.client() as client:
         assert poll_transfers(settings, client).ready == [job_id]
+    # import runs overlap: a delivery is taken over once it has been idle for an interval
+    age_job(settings, job_id, timedelta(minutes=settings.import_interval_minutes + 1))
 
     import_run = load_dag("draw_import").test()
 

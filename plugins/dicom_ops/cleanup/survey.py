@@ -123,14 +123,28 @@ def survey_receiving(ctx: Context) -> tuple[list[Item], list[Held]]:
 
 
 def survey_datastore(ctx: Context, cutoff: datetime) -> tuple[list[Item], list[Held]]:
-    """Series folders in the datastore whose last activity is before ``cutoff``."""
+    """Series folders in the datastore whose last activity is before ``cutoff``.
+
+    Starts from the folders on disk (``<study>/<series UID>``, found by the series UID's
+    unique index), not from the series rows: the row of a series whose files went long
+    ago stays in the app DB, and reading every such row each run would make cleanup
+    cost more with every series ever received (bench/history.py).
+    """
     datastore = ctx.settings.datastore_dir
+    on_disk = {path.name: path for path in _series_folders(datastore)}
+    names = sorted(on_disk)
     with session_scope(ctx.db_url) as session:
-        rows = session.execute(
-            select(Series.id, Series.state, Series.folder, Series.last_seen, Series.ready_at)
-            .where(Series.last_seen < cutoff).order_by(Series.id)
-        ).all()
-        activity = _series_job_activity(session, [row.id for row in rows])
+        rows = []
+        for start in range(0, len(names), 500):
+            rows += session.execute(
+                select(Series.id, Series.state, Series.folder, Series.last_seen,
+                       Series.ready_at, Series.series_uid)
+                .where(Series.series_uid.in_(names[start:start + 500]),
+                       Series.last_seen < cutoff)
+            ).all()
+        rows = [row[:5] for row in sorted(rows) if disk.same_path(row.folder,
+                                                                  on_disk[row.series_uid])]
+        activity = _series_job_activity(session, [row[0] for row in rows])
     items: list[Item] = []
     held: list[Held] = []
     for series_id, state, folder, last_seen, ready_at in rows:
@@ -223,6 +237,15 @@ def _round_folders(datastore: Path) -> Iterable[Path]:
         if study.is_dir():
             for entry in disk.children(study):
                 if ROUND_MARK in entry.name and entry.is_dir():
+                    yield entry
+
+
+def _series_folders(datastore: Path) -> Iterable[Path]:
+    """``<study>/<series>`` folders of finished rounds (named by the series UID)."""
+    for study in disk.children(datastore):
+        if study.is_dir():
+            for entry in disk.children(study):
+                if ROUND_MARK not in entry.name and entry.is_dir():
                     yield entry
 
 

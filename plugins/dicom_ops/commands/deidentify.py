@@ -97,7 +97,8 @@ def _run(args: argparse.Namespace) -> int:
         try:
             results.append((target, deidentify_and_check(
                 [(files, target)], recipe, keys, workers=max(1, args.workers),
-                check_egress=not args.no_egress_check)))
+                check_egress=not args.no_egress_check,
+                search_pixel_data=settings.egress_pixel_search)))
         except DeidError as exc:
             raise CommandError(f"series {number} of {len(groups)}: {exc}") from None
 

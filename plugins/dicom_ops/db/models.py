@@ -263,6 +263,9 @@ class UploadAttempt(Base):
         CheckConstraint(_in("outcome", UPLOAD_OUTCOMES), name="outcome"),
         CheckConstraint(f"server_copy IS NULL OR {_in('server_copy', SERVER_COPY_FATES)}",
                         name="server_copy"),
+        # The import's poll asks for accepted attempts not settled yet (server_copy NULL)
+        # on every run; nearly every attempt ever made is settled (migration 0003).
+        Index("ix_upload_attempt_unsettled", "server_copy", "outcome"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)

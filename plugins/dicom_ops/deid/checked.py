@@ -100,6 +100,7 @@ def deidentify_and_check(
     *,
     workers: int = 1,
     check_egress: bool = True,
+    search_pixel_data: bool = False,
     on_deidentified: Callable[[CheckedDeidResult], None] | None = None,
 ) -> CheckedDeidResult:
     """De-identify one patient's ``series`` (each ``(files, out_dir)``), then run the PHI
@@ -109,7 +110,8 @@ def deidentify_and_check(
     cannot be de-identified and ``DifferentPatients`` when they are not one patient's;
     what the failing series wrote is removed (``deidentify_series``). ``on_deidentified``
     runs between de-identification and the check (the pipeline records the maps and its
-    stage there). ``workers`` > 1 forks helpers for large series.
+    stage there). ``workers`` > 1 forks helpers for large series. ``search_pixel_data``
+    (DICOM_OPS_EGRESS_PIXEL_SEARCH) has the check search the image bytes too.
     """
     if not series:
         raise DeidError("no series to de-identify")
@@ -127,5 +129,6 @@ def deidentify_and_check(
         on_deidentified(deidentified)
     if not check_egress:
         return deidentified
-    findings = find_identifiers(deidentified.files, deidentified.identifiers)
+    findings = find_identifiers(deidentified.files, deidentified.identifiers,
+                                search_pixel_data=search_pixel_data)
     return CheckedDeidResult(deidentified.series, tuple(findings))

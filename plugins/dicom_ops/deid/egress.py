@@ -3,7 +3,11 @@
 Every outgoing file is read with pydicom, an independent reader (the engine's own byte
 walker never vouches for its own output), and every element is looked at: the file meta,
 sequences at any depth, private tags, binary OB/UN values read as text; and the file's
-name. Only pixel data and numeric binary values (OW, OF, US, FL...) are not searched.
+name. Numeric binary values (OW, OF, US, FL...) are not searched, nor is the image in
+pixel data: only its bytes that are not the image (padding beyond the size the image
+attributes give, bytes outside the items of encapsulated data; ``pixel_data.py``), all
+of it only with DICOM_OPS_EGRESS_PIXEL_SEARCH. Each distinct header value is matched
+once per check: the slices of a series repeat most of them byte for byte.
 
 How identifiers are matched, and why:
 
@@ -38,12 +42,15 @@ import re
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
+from pydicom.datadict import keyword_for_tag
+
 from dicom_ops.deid.defined_terms import DEFINED_TERMS, is_defined_term
 from dicom_ops.deid.identifiers import Identifiers
+from dicom_ops.deid.pixel_data import PIXEL_DATA, bytes_beyond_image
 
 _NOT_SEARCHED_VRS = frozenset({"OW", "OF", "OD", "OL", "OV", "FL", "FD", "SL", "SS", "UL", "US",
                                "SV", "UV", "AT"})
-_PIXEL_TAGS = frozenset({0x7FE00008, 0x7FE00009, 0x7FE00010})
+_PIXEL_TAGS = frozenset({0x7FE00008, 0x7FE00009, PIXEL_DATA})
 _MAX_FINDINGS_IN_MESSAGE = 3
 
 
@@ -110,51 +117,110 @@ def _text_values(element) -> list[str]:
     return [str(value)]  # str, PersonName, numbers
 
 
-def _findings_in(dataset, matcher: _Matcher, prefix: str) -> Iterator[str]:
-    for element in dataset:
-        tag = int(element.tag)
-        path = f"{prefix}({tag >> 16:04X},{tag & 0xFFFF:04X})"
-        vr = str(element.VR)
-        if vr == "SQ":
-            for index, item in enumerate(element.value or ()):
-                yield from _findings_in(item, matcher, f"{path}[{index}].")
-            continue
-        if tag in _PIXEL_TAGS or vr in _NOT_SEARCHED_VRS:
-            continue
+class _Walk:
+    """One check's walk over its files, remembering what each distinct value held.
+
+    The slices of a series repeat most of their header values byte for byte; what a
+    value holds depends only on its tag, VR and bytes, so each distinct one is
+    converted and matched once per check, not once per slice.
+    """
+
+    def __init__(self, matcher: _Matcher, search_pixel_data: bool) -> None:
+        self.matcher = matcher
+        self.search_pixel_data = search_pixel_data
+        self._kinds: dict[tuple[int, str, bytes], list[str]] = {}
+
+    def findings(self, dataset, prefix: str) -> Iterator[str]:
+        for raw in dataset.elements():  # unconverted: a repeated value is never parsed
+            tag = int(raw.tag)
+            path = f"{prefix}({tag >> 16:04X},{tag & 0xFFFF:04X})"
+            if tag in _PIXEL_TAGS:
+                yield from self._pixel_findings(dataset, raw, path)
+                continue
+            vr = raw.VR
+            if vr is None or vr == "SQ" or not isinstance(raw.value, bytes):
+                element = dataset[raw.tag]  # implicit VR, a sequence, converted or deferred
+                vr = str(element.VR)
+                if vr == "SQ":
+                    for index, item in enumerate(element.value or ()):
+                        yield from self.findings(item, f"{path}[{index}].")
+                    continue
+                key = None
+            else:
+                key = (tag, str(vr), raw.value)
+            if str(vr) in _NOT_SEARCHED_VRS:
+                continue
+            kinds = self._kinds.get(key) if key is not None else None
+            if kinds is None:
+                kinds = list(self._match(dataset, dataset[raw.tag], tag, str(vr)))
+                if key is not None:
+                    self._kinds[key] = kinds
+            if kinds:
+                name = (dataset_dictionary_keyword(tag)
+                        or ("private tag" if raw.tag.is_private else ""))
+                label = f"{path} {name}" if name else path
+                for kind in kinds:
+                    yield f"{label}: {kind}"
+
+    def _match(self, dataset, element, tag: int, vr: str) -> Iterator[str]:
         try:
             values = _text_values(element)
         except Exception:  # a value pydicom cannot convert: search its bytes
             values = [bytes(dataset.get_item(element.tag).value or b"").decode("latin-1")]
         if tag in DEFINED_TERMS:
             values = [v for v in values if not is_defined_term(tag, v)]
-        kinds = matcher.in_uids(values) if vr == "UI" else matcher.in_text("\\".join(values))
-        name = element.keyword or ("private tag" if element.tag.is_private else "")
-        label = f"{path} {name}" if name else path
-        for kind in kinds:
-            yield f"{label}: {kind}"
+        matcher = self.matcher
+        return matcher.in_uids(values) if vr == "UI" else matcher.in_text("\\".join(values))
+
+    def _pixel_findings(self, dataset, raw, path: str) -> Iterator[str]:
+        tag = int(raw.tag)
+        label = f"{path} {dataset_dictionary_keyword(tag)}"
+
+        def read() -> bytes:
+            return bytes(dataset[raw.tag].value or b"")
+
+        if self.search_pixel_data:
+            searched, where = read(), label
+        else:
+            length = raw.length if hasattr(raw, "length") else len(read())
+            searched = bytes_beyond_image(dataset, tag, length, read)
+            where = f"{label} (bytes beyond the image)"
+        if searched:
+            for kind in self.matcher.in_text(searched.decode("latin-1")):
+                yield f"{where}: {kind}"
 
 
-def find_identifiers(files: Sequence[Path], identifiers: Identifiers) -> list[str]:
-    """Every place an identifier was found, as ``image N of M: <tag path> <keyword>: <kind>``."""
+def dataset_dictionary_keyword(tag: int) -> str:
+    return keyword_for_tag(tag) or ""
+
+
+def find_identifiers(files: Sequence[Path], identifiers: Identifiers, *,
+                     search_pixel_data: bool = False) -> list[str]:
+    """Every place an identifier was found, as ``image N of M: <tag path> <keyword>: <kind>``.
+
+    Of pixel data only the bytes that are not the image are searched (``pixel_data``);
+    with ``search_pixel_data`` (DICOM_OPS_EGRESS_PIXEL_SEARCH) all of them are.
+    """
     from pydicom import dcmread
 
-    matcher = _Matcher(identifiers)
+    walk = _Walk(_Matcher(identifiers), search_pixel_data)
     findings = []
     total = len(files)
     for number, path in enumerate(files, start=1):
         where = f"image {number} of {total}"
         path = Path(path)
-        findings += [f"{where}: file name: {kind}" for kind in matcher.in_text(path.name)]
+        findings += [f"{where}: file name: {kind}" for kind in walk.matcher.in_text(path.name)]
         dataset = dcmread(path, defer_size=4096, force=True)
         meta = getattr(dataset, "file_meta", None)
         if meta is not None:
-            findings += [f"{where}: {found}" for found in _findings_in(meta, matcher, "")]
-        findings += [f"{where}: {found}" for found in _findings_in(dataset, matcher, "")]
+            findings += [f"{where}: {found}" for found in walk.findings(meta, "")]
+        findings += [f"{where}: {found}" for found in walk.findings(dataset, "")]
     return findings
 
 
-def egress_check(files: Sequence[Path], identifiers: Identifiers) -> None:
+def egress_check(files: Sequence[Path], identifiers: Identifiers, *,
+                 search_pixel_data: bool = False) -> None:
     """Raise ``EgressViolation`` if any outgoing file holds an identifier of the patient."""
-    findings = find_identifiers(files, identifiers)
+    findings = find_identifiers(files, identifiers, search_pixel_data=search_pixel_data)
     if findings:
         raise EgressViolation(findings)

@@ -100,7 +100,8 @@ def prepare_upload(settings: Settings, job_id: int) -> PreparedUpload:
             store_deid_maps(session, job_id, deidentified, keys)
             set_stage(session, job_id, "egress check")
 
-    result = _deidentify_and_check(selections, deid_dir, recipe, keys, record_maps)
+    result = _deidentify_and_check(selections, deid_dir, recipe, keys, record_maps,
+                                   search_pixel_data=settings.egress_pixel_search)
     if result.violation is not None:
         shutil.rmtree(deid_dir, ignore_errors=True)
         raise JobFailed("egress check", f"identifier left in outgoing data: {result.violation}")
@@ -122,13 +123,14 @@ def prepare_upload(settings: Settings, job_id: int) -> PreparedUpload:
 
 
 def _deidentify_and_check(selections, deid_dir: Path, recipe, keys: DeidKeys,
-                          record_maps: Callable[[CheckedDeidResult], None]
-                          ) -> CheckedDeidResult:
+                          record_maps: Callable[[CheckedDeidResult], None], *,
+                          search_pixel_data: bool = False) -> CheckedDeidResult:
     """De-identify each series of the job into its own folder and check them together."""
     series = [([image.path for image in selection.images], deid_dir / f"{position:02d}")
               for position, selection in enumerate(selections)]
     try:
-        return deidentify_and_check(series, recipe, keys, on_deidentified=record_maps)
+        return deidentify_and_check(series, recipe, keys, on_deidentified=record_maps,
+                                    search_pixel_data=search_pixel_data)
     except SeriesNotDeidentified as failed:
         series_id = selections[failed.position].series_id
         if isinstance(failed.cause, BurnedInAnnotationError):

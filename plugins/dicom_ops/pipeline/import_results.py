@@ -21,11 +21,11 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import func, or_, select
 
 from dicom_ops.config import Settings
 from dicom_ops.db.audit import record_event
-from dicom_ops.db.models import Job, JobSeries, Series, Transfer, utcnow
+from dicom_ops.db.models import Event, Job, JobSeries, Series, Transfer, utcnow
 from dicom_ops.db.session import session_scope
 from dicom_ops.deid import DeidKeys, load_subject, load_uid_map
 from dicom_ops.delivery.destinations import Destination, protocol, send_to
@@ -101,7 +101,9 @@ def poll_transfers(settings: Settings, client: DrawClient, *, now: datetime | No
             continue
         moment = now or utcnow()
         with session_scope(settings.db_url) as session:
-            transfer = _transfer(session, job_id)
+            transfer = transfer_lifecycle.locked(session, job_id)
+            if transfer is None or not awaits_result(transfer.status):
+                continue  # an overlapping run's poll got there first: the job is its
             transfer.server_status = status.raw[:128]
             transfer.poll_attempts += 1
             transfer.last_polled_at = moment
@@ -126,7 +128,9 @@ def poll_transfers(settings: Settings, client: DrawClient, *, now: datetime | No
             report.failed.append(job_id)
         else:
             report.waiting += 1
-    report.ready.extend(_left_over_ready(settings, exclude=report.ready))
+    report.ready.extend(_take_over_left_over_ready(
+        settings, exclude=report.ready, idle_for=timedelta(minutes=settings.import_interval_minutes),
+        now=now))
     return report
 
 
@@ -181,14 +185,35 @@ def _settle(settings: Settings, result: FurtherResult, fate: ServerCopy, what: s
     return 1
 
 
-def _left_over_ready(settings: Settings, exclude: Sequence[int]) -> list[int]:
-    """Transfers completed or delivered earlier whose delivery or confirm did not finish."""
+def _take_over_left_over_ready(settings: Settings, exclude: Sequence[int], *,
+                               idle_for: timedelta, now: datetime | None = None) -> list[int]:
+    """Transfers completed or delivered earlier whose delivery or confirm did not finish,
+    and that nobody has touched for ``idle_for`` (one import interval): their run was lost.
+
+    Runs of draw_import overlap, so a result another run is delivering right now must
+    not be taken: every step of a delivery records a stage (job row) or an event, and a
+    takeover records one too, under the job's row lock, so exactly one run takes it.
+    """
+    cutoff = (now or utcnow()) - idle_for
+    last_event = (select(func.max(Event.at)).where(Event.job_id == Job.id)
+                  .correlate(Job).scalar_subquery())
+    taken: list[int] = []
     with session_scope(settings.db_url) as session:
         rows = session.scalars(
-            select(Transfer.job_id).join(Job, Job.id == Transfer.job_id)
-            .where(is_ready_to_finish.clause, is_processing.clause)
+            select(Job).join(Transfer, Transfer.job_id == Job.id)
+            .where(is_ready_to_finish.clause, is_processing.clause, Job.updated_at < cutoff,
+                   or_(last_event.is_(None), last_event < cutoff))
+            .order_by(Job.id)
+            .with_for_update(of=Job, skip_locked=True)
         ).all()
-    return [job_id for job_id in rows if job_id not in exclude]
+        for job in rows:
+            if job.id in exclude:
+                continue
+            job.updated_at = utcnow()
+            record_event(session, "resumed", f"delivery resumed at stage {job.stage} "
+                         "(its run was lost)", job_id=job.id, actor="draw_import")
+            taken.append(job.id)
+    return taken
 
 
 def fetch_and_deliver(settings: Settings, job_id: int, client: DrawClient,
@@ -308,7 +333,10 @@ def _transfer(session, job_id: int) -> Transfer:
 
 def _fail(settings: Settings, job_id: int, stage: str, reason: str) -> None:
     with session_scope(settings.db_url) as session:
-        transfer_lifecycle.move(session, _transfer(session, job_id), TransferStatus.FAILED)
+        transfer = transfer_lifecycle.locked(session, job_id)
+        if transfer is None or not awaits_result(transfer.status):
+            return  # an overlapping run's poll has settled it already
+        transfer_lifecycle.move(session, transfer, TransferStatus.FAILED)
         if is_processing(get_job(session, job_id).status):
             fail_job(session, job_id, stage=stage, error=reason, actor="draw_import")
     log.warning("job %d failed at %s: %s", job_id, stage, reason)
