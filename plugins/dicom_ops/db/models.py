@@ -298,3 +298,16 @@ class Event(Base):
     actor: Mapped[str] = mapped_column(String(64))
     kind: Mapped[str] = mapped_column(String(64))
     message: Mapped[str] = mapped_column(Text, default="")
+
+
+class DataRootIdentity(Base):
+    """The one data root this app DB belongs to: its id is also in the marker file
+    ``<data root>/.dicom-ops-data-root`` (written by ``dicom-ops db upgrade``), so a host
+    that mounted another folder there is refused at start (``dicom_ops.data_root``)."""
+
+    __tablename__ = "data_root_identity"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    marker_id: Mapped[str] = mapped_column(String(64), unique=True)
+    path: Mapped[str] = mapped_column(Text)  # as the host that wrote it saw it
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

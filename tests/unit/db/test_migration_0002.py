@@ -51,7 +51,7 @@ def test_an_0001_db_with_rows_upgrades_and_keeps_what_its_transfers_imply(empty_
 
     # then it is at head, the transfers are untouched, and each answered or mid-upload
     # transfer has the attempt it implies
-    assert current_revision(empty_url) == head_revision() == "0002"
+    assert current_revision(empty_url) == head_revision()
     with create_engine_for(empty_url).connect() as connection:
         transfers = connection.execute(text(
             "SELECT job_id, status, server_task_id FROM transfer ORDER BY job_id")).all()
