@@ -86,24 +86,25 @@ class RunningCluster:
     # --- processes -----------------------------------------------------------------------
 
     def _ours(self) -> list[psutil.Process]:
-        mine = []
-        for process in psutil.process_iter(["cmdline", "environ"]):
-            try:
-                environ = process.info["environ"] or {}
-            except psutil.Error:
-                continue
-            if environ.get("DICOM_OPS_DATA_ROOT") == str(self.data_root):
-                mine.append(process)
-        return mine
+        """Everything the cluster started (its programs and their children). Not found by
+        environment: celery rewrites its process title over /proc/<pid>/environ."""
+        try:
+            return psutil.Process(self.process.pid).children(recursive=True)
+        except psutil.NoSuchProcess:
+            return []
 
     def program(self, words: str) -> psutil.Process:
-        """The supervised process (a session leader) whose command line holds ``words``."""
-        for process in self._ours():
+        """The supervised program (a child of the supervisor) whose command line holds
+        ``words``."""
+        try:
+            programs = psutil.Process(self.process.pid).children()
+        except psutil.NoSuchProcess:
+            programs = []
+        for process in programs:
             try:
-                cmdline = " ".join(process.info["cmdline"] or [])
-                if words in cmdline and os.getsid(process.pid) == process.pid:
+                if words in " ".join(process.cmdline()):
                     return process
-            except (psutil.Error, ProcessLookupError):
+            except psutil.Error:
                 continue
         raise AssertionError(f"no running process with {words!r}")
 
@@ -141,8 +142,9 @@ class RunningCluster:
                 return self.process.wait(timeout=90)
             except subprocess.TimeoutExpired:
                 os.killpg(self.process.pid, signal.SIGKILL)
+        leftovers = self._ours()
         code = self.process.wait()
-        for leftover in self._ours():  # never leave a server of this cluster running
+        for leftover in leftovers:  # never leave a server of this cluster running
             try:
                 leftover.kill()
             except psutil.Error:

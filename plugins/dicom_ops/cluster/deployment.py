@@ -37,6 +37,15 @@ TASK_HEARTBEAT_DETECTION_SECONDS = 5
 SCHEDULER_HEALTH_THRESHOLD_SECONDS = 15
 ORPHAN_CHECK_SECONDS = 10
 TRIGGERER_HEALTH_THRESHOLD_SECONDS = 15
+# A task a worker had taken from Redis but not started when it died stays "queued": its
+# message is unacknowledged until the visibility timeout (hours, see below). The scheduler
+# sends a task queued longer than QUEUED_TIMEOUT (checked every QUEUED_CHECK seconds)
+# again, up to STUCK_RETRIES times. That is only safe because nothing waits in Redis for
+# long: parallelism is the workers' slots (``place_settings``), so a queued task is one a
+# worker is about to start.
+QUEUED_TIMEOUT_SECONDS = 45
+QUEUED_CHECK_SECONDS = 10
+STUCK_RETRIES = 5
 # Celery: a message is acknowledged only when its task is over (acks_late), and each
 # worker process reserves one message at a time, so a worker's death leaves no queued
 # task stranded in its memory. Redis redelivers an unacknowledged message after the
@@ -61,14 +70,18 @@ def shared_settings() -> dict[str, str]:
         "AIRFLOW__SCHEDULER__ORPHANED_TASKS_CHECK_INTERVAL": str(ORPHAN_CHECK_SECONDS),
         "AIRFLOW__TRIGGERER__TRIGGERER_HEALTH_CHECK_THRESHOLD":
             str(TRIGGERER_HEALTH_THRESHOLD_SECONDS),
+        "AIRFLOW__SCHEDULER__TASK_QUEUED_TIMEOUT": str(QUEUED_TIMEOUT_SECONDS),
+        "AIRFLOW__SCHEDULER__TASK_QUEUED_TIMEOUT_CHECK_INTERVAL": str(QUEUED_CHECK_SECONDS),
+        "AIRFLOW__SCHEDULER__NUM_STUCK_IN_QUEUED_RETRIES": str(STUCK_RETRIES),
         "AIRFLOW__CELERY__TASK_ACKS_LATE": "True",
         "AIRFLOW__CELERY__WORKER_PREFETCH_MULTIPLIER": "1",
         "AIRFLOW__CELERY__WORKER_CONCURRENCY": str(WORKER_CONCURRENCY),
     }
 
 
-# Settings whose value is an address: set by every place, each to its own hosts.
+# Settings that depend on the place: addresses, and how many worker slots it runs.
 PLACE_SETTINGS = (
+    "AIRFLOW__CORE__PARALLELISM",
     "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN",
     "AIRFLOW__CELERY__BROKER_URL",
     "AIRFLOW__CELERY__RESULT_BACKEND",
@@ -79,15 +92,16 @@ PLACE_SETTINGS = (
 
 
 def place_settings(*, postgres: str, redis: str, api_server: str, data_root: str,
-                   password: str | None = None) -> dict[str, str]:
+                   workers: int, password: str | None = None) -> dict[str, str]:
     """``PLACE_SETTINGS`` for PostgreSQL at ``postgres`` (host:port; databases ``airflow``
-    and ``dicom_ops``), Redis at ``redis`` (host:port) and the API server at ``api_server``
-    (host:port)."""
+    and ``dicom_ops``), Redis at ``redis`` (host:port), the API server at ``api_server``
+    (host:port) and ``workers`` workers of WORKER_CONCURRENCY slots each."""
     def database(user: str, name: str, driver: str = "postgresql+psycopg2") -> str:
         secret = f":{password}" if password else ""
         return f"{driver}://{user}{secret}@{postgres}/{name}"
 
     return {
+        "AIRFLOW__CORE__PARALLELISM": str(workers * WORKER_CONCURRENCY),
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": database("airflow", "airflow"),
         "AIRFLOW__CELERY__BROKER_URL": f"redis://{redis}/0",
         "AIRFLOW__CELERY__RESULT_BACKEND": database("airflow", "airflow", "db+postgresql"),

@@ -26,6 +26,7 @@ from dicom_ops.cluster.deployment import (
     worker_hostname,
 )
 from dicom_ops.config import load_settings
+from dicom_ops.db.session import dispose_engines
 from dicom_ops.supervisor import Program, Supervisor
 
 log = logging.getLogger("dicom_ops.cluster")
@@ -54,7 +55,8 @@ def prepare(environ: dict[str, str] | None = None) -> Cluster:
         env.setdefault(key, value)  # an exported AIRFLOW__... still wins, as Airflow's own
     env.update(place_settings(postgres=infra.postgres_address, redis=infra.redis_address,
                               api_server=f"{embedded.API_HOST}:{stack.api_port}",
-                              data_root=str(settings.data_root)))
+                              data_root=str(settings.data_root),
+                              workers=settings.cluster_workers))
     settings = load_settings(env)  # the app DB is now the cluster's PostgreSQL
     return Cluster(dataclasses.replace(stack, settings=settings, env=env), infra)
 
@@ -117,6 +119,7 @@ def run() -> int:
     try:
         local_infra.wait_until_ready(cluster.infra)
         embedded.initialise(cluster.stack)
+        dispose_engines()  # an idle pooled connection would hold PostgreSQL's shutdown open
         print(banner(cluster), flush=True)
         demo = embedded.draw_uses_local_emulator(cluster.stack)
         Supervisor(programs(cluster, demo=demo)).run()

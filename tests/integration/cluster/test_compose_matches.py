@@ -43,7 +43,7 @@ def compose(tmp_path_factory) -> dict:
 def test_every_role_runs_the_clusters_command_with_its_settings(compose):
     expected_places = place_settings(postgres="postgres", redis="redis:6379",
                                      api_server="api-server:8080", data_root="/data",
-                                     password=PASSWORD)
+                                     workers=2, password=PASSWORD)
     for role, command in ROLE_COMMANDS.items():
         service = compose[role]
         assert service["command"] == command, role
