@@ -64,7 +64,7 @@ class RunningCluster:
         finally:
             connection.close()
 
-    def wait_healthy(self, timeout: float) -> None:
+    def wait_healthy(self, timeout: float, workers: int = 2) -> None:
         """Airflow's parts healthy and every Celery worker ready."""
         deadline = time.monotonic() + timeout
         last: dict = {}
@@ -76,7 +76,7 @@ class RunningCluster:
                 parts = ("metadatabase", "scheduler", "triggerer", "dag_processor")
                 healthy = all(last.get(p, {}).get("status") == "healthy" for p in parts)
                 ready = set(re.findall(r"\b(worker-\d+)@\S+ ready\.", self.log()))
-                if healthy and {"worker-1", "worker-2"} <= ready:
+                if healthy and {f"worker-{n}" for n in range(1, workers + 1)} <= ready:
                     return
             except requests.RequestException:
                 pass
