@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from dicom_ops import stack as embedded
 from dicom_ops.cluster import infra as local_infra
 from dicom_ops.cluster.deployment import (
+    FLOWER_COMMAND,
     ROLE_COMMANDS,
     place_settings,
     shared_settings,
@@ -32,6 +33,7 @@ from dicom_ops.supervisor import Program, Supervisor
 log = logging.getLogger("dicom_ops.cluster")
 
 AIRFLOW_ROLES = ("api-server", "scheduler", "dag-processor", "triggerer")
+FLOWER_PORT = 5555
 
 
 @dataclass(frozen=True)
@@ -74,7 +76,7 @@ def worker_program(cluster: Cluster, number: int) -> Program:
     return Program(f"worker-{number}", argv, stack.env)
 
 
-def programs(cluster: Cluster, *, demo: bool = False) -> list[Program]:
+def programs(cluster: Cluster, *, demo: bool = False, flower: bool = False) -> list[Program]:
     """Every supervised process but PostgreSQL and Redis (``infra.programs``)."""
     stack = cluster.stack
     airflow_parts = []
@@ -83,6 +85,11 @@ def programs(cluster: Cluster, *, demo: bool = False) -> list[Program]:
         airflow_parts.append(Program(role, [str(stack.bin_dir / command), *args], stack.env))
     one_shots = ([Program("demo", [str(stack.bin_dir / "dicom-ops"), "demo"], stack.env,
                           restart=False)] if demo else [])
+    if flower:
+        command, *args = FLOWER_COMMAND
+        airflow_parts.append(Program("flower", [str(stack.bin_dir / command), *args,
+                                                "--hostname", embedded.API_HOST,
+                                                "--port", str(FLOWER_PORT)], stack.env))
     return [
         *one_shots,
         *airflow_parts,
@@ -92,7 +99,7 @@ def programs(cluster: Cluster, *, demo: bool = False) -> list[Program]:
     ]
 
 
-def banner(cluster: Cluster) -> str:
+def banner(cluster: Cluster, *, flower: bool = False) -> str:
     """The stack's banner, named a cluster, plus the workers, the databases and the broker."""
     stack = cluster.stack
     text = embedded.banner(stack).replace("dicom-ops embedded stack",
@@ -104,12 +111,14 @@ def banner(cluster: Cluster) -> str:
         f"  PostgreSQL      {cluster.infra.postgres_address}  (databases airflow, dicom_ops;"
         f" data in {cluster.infra.postgres_data})",
     ]
+    if flower:
+        extra.append(f"  Flower          http://{embedded.API_HOST}:{FLOWER_PORT}")
     lines = text.split("\n")
     at = next((i for i, line in enumerate(lines) if "Ctrl-C" in line), len(lines))
     return "\n".join(lines[:at] + extra + lines[at:])
 
 
-def run() -> int:
+def run(*, flower: bool = False) -> int:
     cluster = prepare()
     local_infra.prepare_folders(cluster.infra)
     infrastructure = Supervisor(local_infra.programs(cluster.infra))
@@ -120,9 +129,9 @@ def run() -> int:
         local_infra.wait_until_ready(cluster.infra)
         embedded.initialise(cluster.stack)
         dispose_engines()  # an idle pooled connection would hold PostgreSQL's shutdown open
-        print(banner(cluster), flush=True)
+        print(banner(cluster, flower=flower), flush=True)
         demo = embedded.draw_uses_local_emulator(cluster.stack)
-        Supervisor(programs(cluster, demo=demo)).run()
+        Supervisor(programs(cluster, demo=demo, flower=flower)).run()
     finally:
         infrastructure.stop()
         keeper.join(timeout=60)

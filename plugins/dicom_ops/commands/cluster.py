@@ -10,6 +10,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "cluster",
         help="start the distributed deployment natively on 127.0.0.1 (make cluster): "
              "PostgreSQL, Redis, Airflow's parts, Celery workers, listener, emulator")
+    parser.add_argument("--flower", action="store_true",
+                        help="also start Flower, the Celery monitor, on 127.0.0.1:5555")
     parser.set_defaults(func=_run)
 
 
@@ -19,6 +21,6 @@ def _run(args: argparse.Namespace) -> int:
     from dicom_ops.cluster.run import run
 
     try:
-        return run()
+        return run(flower=args.flower)
     except InfraError as exc:
         raise CommandError(str(exc)) from exc

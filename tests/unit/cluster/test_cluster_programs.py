@@ -50,3 +50,12 @@ def test_the_cluster_uses_its_own_postgres_and_redis_on_loopback(tmp_path):
     text = banner(cluster)
     assert "worker-1, worker-2" in text and "127.0.0.1:25433" in text
     assert f"127.0.0.1:{cluster.stack.api_port}" in text  # the stack's banner, kept
+
+
+def test_flower_is_started_only_when_asked_for(tmp_path):
+    cluster = _cluster(tmp_path)
+
+    assert "flower" not in {p.name for p in programs(cluster)}
+    flower = {p.name: p for p in programs(cluster, flower=True)}["flower"]
+    assert list(flower.argv)[1:3] == ["celery", "flower"]
+    assert "127.0.0.1:5555" in banner(cluster, flower=True)
