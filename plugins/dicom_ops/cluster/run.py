@@ -55,13 +55,13 @@ def prepare(environ: dict[str, str] | None = None) -> Cluster:
     env = dict(stack.env)
     for key, value in shared_settings().items():
         env.setdefault(key, value)  # an exported AIRFLOW__... still wins, as Airflow's own
+    env["AIRFLOW__CORE__EXECUTOR"] = shared_settings()["AIRFLOW__CORE__EXECUTOR"]  # but not this one
     env.update(place_settings(postgres=infra.postgres_address, redis=infra.redis_address,
                               api_server=f"{embedded.API_HOST}:{stack.api_port}",
                               data_root=str(settings.data_root),
                               workers=settings.cluster_workers))
     settings = load_settings(env)  # the app DB is now the cluster's PostgreSQL
     return Cluster(dataclasses.replace(stack, settings=settings, env=env), infra)
-
 
 
 def worker_program(cluster: Cluster, number: int) -> Program:
