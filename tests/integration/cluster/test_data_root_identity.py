@@ -9,7 +9,15 @@ import subprocess
 import sys
 from pathlib import Path
 
-from dicom_ops.data_root import MARKER_NAME, check, read_marker, recorded_identity, stamp
+import pytest
+from dicom_ops.data_root import (
+    MARKER_NAME,
+    DataRootMismatch,
+    check,
+    read_marker,
+    recorded_identity,
+    stamp,
+)
 from dicom_ops.db.session import upgrade
 
 
@@ -88,3 +96,20 @@ def test_check_passes_on_the_stamped_data_root_and_upgrade_refuses_a_lost_marker
     assert refused and "--adopt-data-root" in refused
     assert stamp(settings, adopt=True) == recorded_identity(settings.db_url).marker_id
     assert check(settings) == read_marker(Path(settings.data_root))
+
+
+def test_on_either_backend_a_second_data_root_is_told_apart(db_url, settings, tmp_path):
+    # given an installation stamped on this backend
+    ours = dataclasses.replace(settings, db_url=db_url)
+    marker_id = stamp(ours)
+
+    # when a host sees a copy of another data root at that path
+    copied = dataclasses.replace(ours, data_root=tmp_path / "copy")
+    (tmp_path / "copy").mkdir()
+    (tmp_path / "copy" / MARKER_NAME).write_text("0" * 32 + "\n")
+
+    # then only the real one passes
+    assert check(ours) == marker_id
+    with pytest.raises(DataRootMismatch, match=f"is data root {'0' * 32}.*belongs to data "
+                                               f"root {marker_id}"):
+        check(copied)
