@@ -1,5 +1,8 @@
-# dicom-ops image: Airflow 3 + the dicom_ops package, installed from the lock.
-# One image for every role; docker-compose.yaml picks the command per service.
+# dicom-ops image: Airflow 3 (with the Celery provider) + the dicom_ops package, installed
+# from the lock. One image for every role of the distributed deployment: api-server,
+# scheduler, dag-processor, triggerer, Celery worker (`dicom-ops worker`), listener,
+# flower, emulator; docker-compose.yaml picks the command per service, the same commands
+# `dicom-ops cluster` runs (plugins/dicom_ops/cluster/deployment.py).
 FROM python:3.11-slim-bookworm
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
@@ -12,6 +15,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     DICOM_OPS_DATA_ROOT=/data
 
 # dcmtk: echoscu/storescu for operators checking DICOM links from inside the container.
+# The data root (/data) is the shared volume: one filesystem for the listener and every
+# worker (README, "Shared storage").
 RUN apt-get update \
  && apt-get install -y --no-install-recommends dcmtk tini \
  && rm -rf /var/lib/apt/lists/* \
@@ -30,6 +35,7 @@ RUN pip install --no-cache-dir --no-deps -e .
 
 USER airflow
 VOLUME ["/data"]
-EXPOSE 8080 11112
+# 8080 API server/UI, 11112 DICOM listener, 8793 a worker's task logs, 5555 Flower
+EXPOSE 8080 11112 8793 5555
 ENTRYPOINT ["/usr/bin/tini", "--"]
 CMD ["dicom-ops", "--help"]

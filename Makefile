@@ -6,13 +6,15 @@ PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-SYSTEM_PACKAGES := dcmtk dicom3tools postgresql orthanc orthanc-dicomweb chromium chromium-driver
+SYSTEM_PACKAGES := dcmtk dicom3tools postgresql orthanc orthanc-dicomweb chromium chromium-driver \
+	redis-server docker-compose
 PYTEST_ARGS ?=
 
-.PHONY: help run test venv system-deps lock lint bench clean
+.PHONY: help run cluster test venv system-deps lock lint bench clean
 
 help:
 	@echo "make run    - create the venv, install, start the whole stack on 127.0.0.1"
+	@echo "make cluster - the same on CeleryExecutor: PostgreSQL, Redis, 2 Celery workers"
 	@echo "make test   - install what the tests need (system packages too), lint, run the suite"
 	@echo "make lint   - ruff, and the import contracts in .importlinter (lint-imports)"
 	@echo "make lock   - regenerate requirements.lock from requirements.txt"
@@ -37,11 +39,18 @@ venv: $(STAMP)
 run: venv
 	$(BIN)/dicom-ops stack
 
+# The production deployment (CeleryExecutor, Redis, PostgreSQL) natively, on loopback.
+cluster: venv
+	@command -v redis-server >/dev/null && ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 \
+	  || { echo "make cluster needs redis-server and postgresql (apt-get install redis-server postgresql)"; exit 1; }
+	$(BIN)/dicom-ops cluster
+
 # System tools the tests use as real peers: dcmtk (storescu/storescp), dicom3tools
 # (dciodvfy, the IOD checker), PostgreSQL, Orthanc and its DICOMweb plugin (the PACS
 # query/retrieve and STOW-RS tests); chromium and chromium-driver for the jobs page's
-# browser test. pynetdicom puts Python tools named
-# storescu/storescp in the venv's bin, so dcmtk is looked for by its own --version banner.
+# browser test; Redis (the cluster's Celery broker); docker-compose (`docker-compose
+# config` validates docker-compose.yaml; no daemon needed). pynetdicom puts Python tools
+# named storescu/storescp in the venv's bin, so dcmtk is looked for by its own --version banner.
 system-deps:
 	@missing=""; \
 	/usr/bin/storescu --version 2>/dev/null | grep -q '^\$$dcmtk:' || missing="$$missing dcmtk"; \
@@ -51,11 +60,13 @@ system-deps:
 	ls /usr/share/orthanc/plugins/libOrthancDicomWeb.so >/dev/null 2>&1 || missing="$$missing orthanc-dicomweb"; \
 	test -x /usr/bin/chromium || missing="$$missing chromium"; \
 	test -x /usr/bin/chromedriver || missing="$$missing chromium-driver"; \
+	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
+	command -v docker-compose >/dev/null || missing="$$missing docker-compose"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi; \
 	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
-	  for service in orthanc postgresql; do $$SUDO service $$service stop >/dev/null 2>&1 || true; done; \
+	  for service in orthanc postgresql redis-server; do $$SUDO service $$service stop >/dev/null 2>&1 || true; done; \
 	fi
 
 # Lint first, so CI (which runs `make test`) also checks style and the layering.

@@ -21,6 +21,7 @@ os.environ.update({
 
 import pytest
 from dicom_ops.config import REPO_ROOT, Settings, load_settings
+from dicom_ops.data_root import stamp as stamp_data_root
 from dicom_ops.db.session import dispose_engines, upgrade
 
 from tests.support.emulator import draw_emulator, draw_emulator_process  # noqa: F401
@@ -87,7 +88,7 @@ def db_url(request) -> str:
 
 @pytest.fixture
 def settings(data_root: Path, sqlite_url: str) -> Settings:
-    return load_settings(
+    settings = load_settings(
         {},
         data_root=data_root,
         db_url=sqlite_url,
@@ -96,6 +97,8 @@ def settings(data_root: Path, sqlite_url: str) -> Settings:
         quiet_seconds=2,
         min_free_disk=0,
     )
+    stamp_data_root(settings)  # as `dicom-ops db upgrade` does: the listener checks it
+    return settings
 
 
 def settings_env(settings: Settings) -> dict[str, str]:

@@ -225,6 +225,15 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("emulator_delay_seconds", "2", lambda raw: _float_range(raw, 0, 3600),
             "a number of seconds 0-3600",
             "How long the emulator that `make run` starts keeps each task pending."),
+    Setting("cluster_workers", "2", _int_range(1, 16), "an integer 1-16",
+            "Celery workers that `dicom-ops cluster` (make cluster) starts, as worker-1, "
+            "worker-2, ... on 127.0.0.1."),
+    Setting("cluster_postgres_port", "5433", _int_range(1, 65535), "an integer 1-65535",
+            "Port of the PostgreSQL server that `dicom-ops cluster` starts on 127.0.0.1 "
+            "(Airflow metadata DB and app DB)."),
+    Setting("cluster_redis_port", "6380", _int_range(1, 65535), "an integer 1-65535",
+            "Port of the Redis server (Celery broker) that `dicom-ops cluster` starts on "
+            "127.0.0.1."),
     Setting("templates_dir", str(REPO_ROOT / "include" / "templates"), _path,
             "a directory path", "Autosegmentation templates (*.yml)."),
     Setting("deid_recipe", str(REPO_ROOT / "include" / "deid" / "deid.dicom"), _path,
@@ -357,6 +366,9 @@ class Settings:
     queue_folders: tuple[Path, ...]
     emulator_port: int
     emulator_delay_seconds: float
+    cluster_workers: int
+    cluster_postgres_port: int
+    cluster_redis_port: int
     templates_dir: Path
     deid_recipe: Path
     egress_pixel_search: bool

@@ -6,8 +6,9 @@ final name, or, when an existing file must be kept, hard-linked to it (the link
 fails if the name is taken, so the check and the write are one step). Then the
 folder is fsynced, so the name survives a crash too.
 
-The temporary name is ``.<name>.<pid>-<n>.part``: hidden from readers that skip
-dot-files, unique per process and write, and recognised by ``remove_partial_files``
+The temporary name is ``.<name>.<host>-<pid>-<n>.part``: hidden from readers that skip
+dot-files, unique per process and write also when several hosts share the data root
+(a pid alone repeats from host to host), and recognised by ``remove_partial_files``
 when a crash left one behind. This module is the one place that knows how; intake,
 delivery, the DRAW client, the zip packer and the emulator only choose the policy
 (overwrite or keep the first copy, the file mode).
@@ -20,6 +21,7 @@ import itertools
 import os
 import secrets
 import shutil
+import socket
 import threading
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -53,6 +55,11 @@ def free_disk_bytes(path: Path) -> int:
     while not probe.exists() and probe.parent != probe:
         probe = probe.parent
     return shutil.disk_usage(probe).free
+
+
+def writer_tag() -> str:
+    """``<host>-<pid>``: names this process among those of every host on the data root."""
+    return f"{socket.gethostname()}-{os.getpid()}"
 
 
 def is_partial_name(name: str) -> bool:
@@ -166,7 +173,7 @@ def remove_partial_files(folder: Path) -> int:
 def _new_part_path(final: Path) -> Path:
     with _part_lock:
         number = next(_part_numbers)
-    return final.with_name(f".{final.name}.{os.getpid()}-{number}{PART_SUFFIX}")
+    return final.with_name(f".{final.name}.{writer_tag()}-{number}{PART_SUFFIX}")
 
 
 def _open_new_part(final: Path) -> tuple[int, Path]:
@@ -174,7 +181,7 @@ def _open_new_part(final: Path) -> tuple[int, Path]:
         part = _new_part_path(final)
         try:
             return os.open(part, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600), part
-        except FileExistsError:  # left by a crashed process that had our pid: next number
+        except FileExistsError:  # left by a crashed process with our host and pid: next
             continue
 
 

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dicom_ops.config import REPO_ROOT, Settings, load_settings
+from dicom_ops.data_root import stamp
 from dicom_ops.db.session import upgrade
 from dicom_ops.files import keep_secret
 from dicom_ops.supervisor import Program, Supervisor
@@ -167,6 +168,7 @@ def initialise(stack: Stack) -> None:
     stack.airflow_home.mkdir(parents=True, exist_ok=True)
     log.info("migrating the app DB")
     upgrade(stack.settings.db_url)
+    stamp(stack.settings)  # the listener (and, in a cluster, each worker) checks it at start
     log.info("migrating the Airflow metadata DB (first start takes a minute)")
     _airflow(stack, "db", "migrate")
     generated = stack.airflow_home / "generated"
@@ -212,15 +214,28 @@ def programs(stack: Stack, *, demo: bool = False) -> list[Program]:
         Program("airflow", [str(stack.bin_dir / "airflow"), "standalone"], stack.env,
                 log_file=logs / "airflow.log"),
         Program("events", [dicom_ops, "events", "--follow", "--new"], stack.env),
+        *intake_programs(stack),
+        emulator_program(stack),
+    ]
+
+
+def intake_programs(stack: Stack) -> list[Program]:
+    """The listener, and the watcher when watch folders are set (the cluster runs them too)."""
+    dicom_ops = str(stack.bin_dir / "dicom-ops")
+    return [
         Program("listener", [dicom_ops, "listener"], stack.env),
         *([Program("watcher", [dicom_ops, "watcher"], stack.env)]
           if stack.settings.watch_folders else []),
-        Program("emulator", [dicom_ops, "emulator", "--host", EMULATOR_HOST,
-                             "--port", str(stack.settings.emulator_port),
-                             "--delay", str(stack.settings.emulator_delay_seconds),
-                             "--data-dir", str(stack.settings.data_root / "emulator")], stack.env,
-                log_file=logs / "emulator.log"),
     ]
+
+
+def emulator_program(stack: Stack) -> Program:
+    return Program("emulator", [str(stack.bin_dir / "dicom-ops"), "emulator",
+                                "--host", EMULATOR_HOST,
+                                "--port", str(stack.settings.emulator_port),
+                                "--delay", str(stack.settings.emulator_delay_seconds),
+                                "--data-dir", str(stack.settings.data_root / "emulator")],
+                   stack.env, log_file=log_folder(stack) / "emulator.log")
 
 
 def banner(stack: Stack) -> str:

@@ -161,9 +161,9 @@ def test_leftover_partial_files_are_removed_and_nothing_else(tmp_path):
 
 
 def test_a_leftover_with_our_pid_and_number_does_not_block_a_new_write(tmp_path, monkeypatch):
-    # given a crashed process with our pid left the name our next write would take
+    # given a crashed process with our host and pid left the name our next write would take
     monkeypatch.setattr(files, "_part_numbers", iter(range(7, 100)))
-    (tmp_path / f".a.dcm.{os.getpid()}-7.part").write_bytes(b"old")
+    (tmp_path / f".a.dcm.{files.writer_tag()}-7.part").write_bytes(b"old")
 
     assert write_atomically(tmp_path / "a.dcm", b"new") is True
 

@@ -7,6 +7,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from dicom_ops.cli import CommandError
 from dicom_ops.config import Settings
+from dicom_ops.data_root import DataRootMismatch, check
 from dicom_ops.db.models import Series
 from dicom_ops.db.session import session_scope
 
@@ -20,3 +21,12 @@ def require_migrated_db(settings: Settings) -> None:
         raise CommandError(
             f"the app DB is not usable ({type(exc).__name__}): run `dicom-ops db upgrade`"
         ) from exc
+
+
+def require_own_data_root(settings: Settings) -> None:
+    """Refuse to start on a data root that is not the app DB's (a wrong or missing mount)."""
+    require_migrated_db(settings)
+    try:
+        check(settings)
+    except DataRootMismatch as exc:
+        raise CommandError(str(exc)) from exc

@@ -7,7 +7,7 @@ import signal
 import threading
 
 from dicom_ops.cli import CommandError
-from dicom_ops.commands._shared import require_migrated_db
+from dicom_ops.commands._shared import require_own_data_root
 from dicom_ops.config import get_settings
 
 
@@ -32,7 +32,7 @@ def _run(args: argparse.Namespace) -> int:
     from dicom_ops.intake.listener import Listener, ListenerConfigError
 
     settings = get_settings()
-    require_migrated_db(settings)
+    require_own_data_root(settings)
     listener = Listener(settings)
     try:
         listener.start(port=args.port)

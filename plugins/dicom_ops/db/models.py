@@ -376,6 +376,8 @@ class ServiceRun(Base):
 # without these the question would scan every series and transfer ever recorded.
 Index("ix_series_ready_at", Series.ready_at)
 Index("ix_transfer_delivered_at", Transfer.delivered_at)
+
+
 class PacsQuery(Base):
     """One run of the PACS query (``pacs_query`` DAG or ``dicom-ops pacs query``): what
     was found, why series were skipped, and what came back."""
@@ -424,3 +426,16 @@ class PacsRequest(Base):
     detail: Mapped[str | None] = mapped_column(Text)  # why it is partial or failed
     requested_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class DataRootIdentity(Base):
+    """The one data root this app DB belongs to: its id is also in the marker file
+    ``<data root>/.dicom-ops-data-root`` (written by ``dicom-ops db upgrade``), so a host
+    that mounted another folder there is refused at start (``dicom_ops.data_root``)."""
+
+    __tablename__ = "data_root_identity"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    marker_id: Mapped[str] = mapped_column(String(64), unique=True)
+    path: Mapped[str] = mapped_column(Text)  # as the host that wrote it saw it
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import itertools
 import logging
-import os
 import threading
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 
+from dicom_ops.files import writer_tag
 from dicom_ops.intake.storage import write_intake_file
 
 log = logging.getLogger("dicom_ops.quarantine")
@@ -34,7 +34,7 @@ def quarantine(quarantine_dir: Path, chunks: Iterable[bytes | memoryview], reaso
     now = datetime.now(UTC)
     with _lock:
         number = next(_numbers)
-    stem = f"{now:%Y%m%dT%H%M%S}-{os.getpid()}-{number:06d}"
+    stem = f"{now:%Y%m%dT%H%M%S}-{writer_tag()}-{number:06d}"
     data_path = quarantine_dir / (stem + suffix)
     write_intake_file(data_path, chunks)
     lines = [f"reason: {reason}", f"quarantined_at: {now.isoformat(timespec='seconds')}"]

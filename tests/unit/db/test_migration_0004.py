@@ -20,9 +20,9 @@ def test_a_0002_db_upgrades_keeps_its_folders_and_accepts_pacs_ones(empty_url): 
     with engine.begin() as connection:
         connection.execute(text(FOLDER), {"path": "/queue/a", "source": "queue"})
 
-    upgrade(empty_url)
+    upgrade(empty_url, "0004")
 
-    assert current_revision(empty_url) == "0003"
+    assert current_revision(empty_url) == "0004"
     with engine.begin() as connection:
         connection.execute(text(FOLDER), {"path": "/var/pacs/query-1/request-1",
                                           "source": "pacs"})

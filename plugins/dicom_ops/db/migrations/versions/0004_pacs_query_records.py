@@ -1,7 +1,7 @@
 """pacs query records: one row per query of a PACS, one per series asked of it
 
-Revision ID: 0003
-Revises: 0002
+Revision ID: 0004
+Revises: 0003
 Create Date: 2026-12-02 06:56:56
 
 The pacs_query DAG (and `dicom-ops pacs query`) records what each run found, what it

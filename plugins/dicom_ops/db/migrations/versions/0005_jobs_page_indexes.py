@@ -1,7 +1,7 @@
 """jobs page indexes: the jobs table's filters and plots stay fast with 100,000 jobs
 
-Revision ID: 0003
-Revises: 0002
+Revision ID: 0005
+Revises: 0004
 Create Date: 2026-12-02 08:00:00
 
 The "DICOM jobs" page pages by keyset on the job id, newest first, filtered by status,

@@ -1,7 +1,7 @@
 """history indexes: the import's poll does not read every upload attempt ever made
 
-Revision ID: 0003
-Revises: 0002
+Revision ID: 0006
+Revises: 0005
 Create Date: 2026-12-02 07:30:00
 
 ``transfer_lifecycle.further_results`` runs on every import poll and looks for
