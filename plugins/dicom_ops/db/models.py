@@ -4,6 +4,11 @@ States and statuses are plain strings checked by the DB; the rules for moving
 between them live in one place each: ``dicom_ops.intake.series_lifecycle``,
 ``dicom_ops.jobs.lifecycle`` and ``dicom_ops.draw.transfer_lifecycle`` (each with a
 ``StrEnum`` of exactly the strings below; a unit test keeps the two equal).
+
+Long because it is the one declarative schema of the app DB: every table (the data
+path's, the services', the PACS queries', the data-root identity) is declared here,
+next to the constraints the Alembic revisions mirror, so a reader and the migration
+tests compare one file against ``migrations/versions``.
 """
 
 from __future__ import annotations
