@@ -11,6 +11,7 @@ from pathlib import Path
 import pydicom
 import pytest
 from dicom_ops.config import load_settings
+from dicom_ops.data_root import stamp as stamp_data_root
 from dicom_ops.db.session import upgrade
 from pydicom.filereader import read_file_meta_info
 from pydicom.uid import UID
@@ -37,6 +38,8 @@ def _fresh_root(tmp_path: Path, number: int) -> tuple[Path, str]:
     root.mkdir()
     url = f"sqlite:///{root / 'dicom_ops.sqlite'}"
     upgrade(url)
+    # as `dicom-ops db upgrade` does: the listener refuses a data root without its identity
+    stamp_data_root(load_settings({}, data_root=root, db_url=url))
     return root, url
 
 
