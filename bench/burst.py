@@ -48,6 +48,7 @@ from dicom_ops.devtools.synthetic import (  # noqa: E402
     synthetic_patient,
     write_series,
 )
+from dicom_ops.devtools.timing import percentile_95  # noqa: E402
 
 from tests.support.stack import start_stack  # noqa: E402
 
@@ -129,13 +130,6 @@ def _wait_all(db_url: str, emulator_dir: Path, patients: list[Patient], quiet: i
         time.sleep(0.5)
 
 
-def _percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    position = fraction * (len(ordered) - 1)
-    low = int(position)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
-
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -183,7 +177,7 @@ def main() -> None:
         shutil.rmtree(workdir, ignore_errors=True)
 
     overheads = [p.overhead for p in patients]
-    p50, p95 = statistics.median(overheads), _percentile(overheads, 0.95)
+    p50, p95 = statistics.median(overheads), percentile_95(overheads)
     print(f"\n{len(patients)} patients x {args.slices} slices {args.size}x{args.size}, "
           f"sent at once, all delivered correctly ({datetime.now(UTC):%Y-%m-%d %H:%M} UTC)")
     print("overhead = RTSTRUCT in origin folder - last image received - "

@@ -34,6 +34,7 @@ from dicom_ops.devtools.synthetic import (  # noqa: E402
     synthetic_patient,
     write_series,
 )
+from dicom_ops.devtools.timing import percentile_95  # noqa: E402
 
 from tests.support.cluster import RunningCluster, start_cluster  # noqa: E402
 
@@ -42,10 +43,6 @@ TASK_SECONDS = """
     WHERE dag_id IN ('draw_export', 'draw_import') AND state = 'success'
     GROUP BY task_id"""
 
-
-def _percentile(values: list[float], share: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
 
 
 def _burst(storescu: str, workers: int, patients: int, slices: int, quiet: int,
@@ -76,7 +73,7 @@ def _burst(storescu: str, workers: int, patients: int, slices: int, quiet: int,
         cluster.stop()
         cluster.remove()
     return {"workers": workers, "series_per_minute": patients / elapsed * 60,
-            "p50": statistics.median(turnaround), "p95": _percentile(turnaround, 0.95),
+            "p50": statistics.median(turnaround), "p95": percentile_95(turnaround),
             "worker_seconds_per_series": sum(task_seconds.values()) / (patients + 1),
             "tasks": task_seconds}
 

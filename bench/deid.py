@@ -28,10 +28,8 @@ import argparse
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 from dicom_ops.config import REPO_ROOT
@@ -41,6 +39,7 @@ from dicom_ops.devtools.synthetic import (
     synthetic_patient,
     write_series,
 )
+from dicom_ops.devtools.timing import timed  # noqa: E402
 
 BIN = Path(sys.executable).parent
 RECIPE = REPO_ROOT / "include" / "deid" / "deid.dicom"
@@ -71,16 +70,6 @@ run_deid_library(files, Path(sys.argv[3]), DeidKeys.from_secret(os.environ["SECR
 
 PYTHON_COPY = "import shutil, sys; shutil.copytree(sys.argv[1], sys.argv[2])"
 
-
-def timed(command: list[str], env: dict[str, str], output: Path) -> float:
-    shutil.rmtree(output, ignore_errors=True)
-    os.sync()
-    start = time.perf_counter()
-    result = subprocess.run(command, env=env, capture_output=True, text=True)
-    elapsed = time.perf_counter() - start
-    if result.returncode != 0:
-        raise SystemExit(f"{command[0]} failed:\n{result.stderr[-2000:]}")
-    return elapsed
 
 
 def main() -> int:
