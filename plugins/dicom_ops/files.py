@@ -68,7 +68,8 @@ def is_partial_name(name: str) -> bool:
 
 
 def write_atomically(path: Path, chunks: Chunks, *, overwrite: bool = True,
-                     mode: int = DEFAULT_MODE, sync_directory: bool = True) -> bool:
+                     mode: int = DEFAULT_MODE, sync_directory: bool = True,
+                     sync_file: bool = True) -> bool:
     """Write ``chunks`` (bytes, or an iterable of bytes/memoryview) as ``path``, whole or
     not at all; returns whether ``path`` now holds these bytes.
 
@@ -76,12 +77,14 @@ def write_atomically(path: Path, chunks: Chunks, *, overwrite: bool = True,
     new bytes are dropped): the first copy wins. ``mode`` is applied as given, whatever
     the umask: it is a promise to the file's readers (a TPS import running as another
     user, a secret only we may read). ``sync_directory=False`` leaves the folder's fsync
-    to a caller that publishes the whole folder later (intake's round folders). On any
+    to a caller that publishes the whole folder later (intake's round folders), and
+    ``sync_file=False`` the file's own fsync to a caller that syncs it later, before it
+    relies on it surviving a power loss (the listener's ``intake.durability``). On any
     error nothing is left: neither ``path`` nor a temporary file.
     """
     if isinstance(chunks, bytes | bytearray | memoryview):
         chunks = (chunks,)
-    with _complete_part(path, mode, temporary=None) as (handle, part):
+    with _complete_part(path, mode, temporary=None, sync=sync_file) as (handle, part):
         for chunk in chunks:
             handle.write(chunk)
     published = _publish_part(part, path, overwrite=overwrite)
@@ -186,10 +189,10 @@ def _open_new_part(final: Path) -> tuple[int, Path]:
 
 
 @contextmanager
-def _complete_part(final: Path, mode: int, *,
-                   temporary: Path | None) -> Iterator[tuple[BinaryIO, Path]]:
-    """A new temporary file beside ``final``: flushed, fsynced and closed when the block
-    ends, removed when it fails."""
+def _complete_part(final: Path, mode: int, *, temporary: Path | None,
+                   sync: bool = True) -> Iterator[tuple[BinaryIO, Path]]:
+    """A new temporary file beside ``final``: flushed, fsynced (unless ``sync`` is false)
+    and closed when the block ends, removed when it fails."""
     if temporary is None:
         descriptor, part = _open_new_part(final)
     else:
@@ -202,7 +205,8 @@ def _complete_part(final: Path, mode: int, *,
             descriptor = -1  # the handle owns it now
             yield handle, part
             handle.flush()
-            os.fsync(handle.fileno())
+            if sync:
+                os.fsync(handle.fileno())
     except BaseException:
         if descriptor != -1:
             os.close(descriptor)

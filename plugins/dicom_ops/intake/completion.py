@@ -48,6 +48,7 @@ class ActiveRound:
     last_arrival: float
     stored: int = 0
     duplicates: int = 0
+    lost: int = 0  # acknowledged, then not made durable (``durability``): the round fails
     in_flight: int = 0
     associations: set[int] = field(default_factory=set)
     last_seen: datetime = field(default_factory=utcnow)
@@ -111,6 +112,16 @@ class ReceivingTracker:
                 active.stored += 1
             else:
                 active.known.discard(reservation.sop_uid)
+
+    def synced(self, reservation: Reservation, ok: bool) -> None:
+        """A stored instance's fsync is done; ``ok=False``: it failed and the file is gone,
+        after the sender was told it is stored, so the round cannot end ``ready``."""
+        if ok:
+            self.stored(reservation, True)
+            return
+        with self._lock:
+            reservation.active.lost += 1
+        self.stored(reservation, False)
 
     def association_closed(self, association: int) -> None:
         with self._lock:
@@ -204,6 +215,11 @@ class ReceivingTracker:
             with session_scope(self.engine) as session:
                 if count == 0:
                     self._fail(session, round_, "nothing was stored for this round")
+                    return False
+                if active.lost:
+                    self._fail(session, round_, f"{active.lost} instances were acknowledged but "
+                                                "could not be written to disk (fsync failed); "
+                                                "send the series again")
                     return False
                 became_ready = series_registry.finish_round(
                     session, round_, count, duplicates=active.duplicates,

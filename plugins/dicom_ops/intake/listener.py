@@ -3,8 +3,9 @@
 C-ECHO, and C-STORE for every storage SOP class (retired ones included) in every
 transfer syntax (``negotiation``): instances are stored as they come, never decoded.
 The C-STORE handler reads five header fields, writes the encoded bytes behind a file
-meta header, and returns; the completion checker thread (``completion``) decides when
-a series is finished.
+meta header, and returns; the file is fsynced in the background and at the latest
+before the association's release is answered (``durability``); the completion
+checker thread (``completion``) decides when a series is finished.
 
 Statuses returned to the sender:
 
@@ -24,9 +25,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pydicom.dataset import FileMetaDataset
-from pynetdicom import AE, PYNETDICOM_IMPLEMENTATION_UID, PYNETDICOM_IMPLEMENTATION_VERSION, evt
-from pynetdicom.dsutils import encode_file_meta
+from pynetdicom import AE, evt
+from pynetdicom.pdu_primitives import A_RELEASE
 from pynetdicom.sop_class import Verification
 from sqlalchemy import Engine
 
@@ -36,6 +36,8 @@ from dicom_ops.db.session import create_engine_for, session_scope
 from dicom_ops.failures import describe, log_failure
 from dicom_ops.files import free_disk_bytes
 from dicom_ops.intake.completion import CompletionChecker, ReceivingTracker
+from dicom_ops.intake.durability import Durability
+from dicom_ops.intake.file_meta import file_meta
 from dicom_ops.intake.headers import UnusableInstance, header_from_dataset_bytes
 from dicom_ops.intake.negotiation import SharedContexts, storage_sop_classes, transfer_syntaxes
 from dicom_ops.intake.quarantine import quarantine
@@ -49,9 +51,6 @@ STATUS_OUT_OF_RESOURCES = 0xA700
 # Big PDUs mean fewer trips through pynetdicom's per-PDU machinery: the largest
 # single win for throughput. 1 MiB bounds what one peer can make us buffer at once.
 MAX_PDU_SIZE = 1 << 20
-
-_PREAMBLE = b"\x00" * 128 + b"DICM"
-
 
 class DiskGuard:
     """Is there room for another instance? Logs when the answer changes."""
@@ -104,6 +103,7 @@ class Listener:
         self.tracker = ReceivingTracker(self.engine, settings.datastore_dir,
                                         settings.quiet_seconds, source="scp")
         self.checker = CompletionChecker(self.tracker)
+        self.durability = Durability()
         self.disk = DiskGuard(settings.data_root, settings.min_free_disk, self.free_space)
         self.ae = build_ae(settings)
 
@@ -126,6 +126,7 @@ class Listener:
             (evt.EVT_C_STORE, self._handle_store),
             (evt.EVT_C_ECHO, _handle_echo),
             (evt.EVT_ESTABLISHED, self._handle_established),
+            (evt.EVT_ACSE_RECV, self._handle_acse_received),
             (evt.EVT_REJECTED, self._handle_rejected),
             (evt.EVT_RELEASED, self._handle_ended),
             (evt.EVT_ABORTED, self._handle_ended),
@@ -145,6 +146,7 @@ class Listener:
             return
         self._server.shutdown()
         self._server = None
+        self.durability.shutdown()
         self.checker.stop()
         log.info("listener stopped")
 
@@ -165,7 +167,20 @@ class Listener:
         log.warning("association from %s (%s) rejected: %s", requestor.ae_title,
                     requestor.address, why)
 
+    def _handle_acse_received(self, event) -> None:
+        primitive = event.primitive
+        if not (isinstance(primitive, A_RELEASE) and primitive.result is None):
+            return
+        # The sender asked to release: our answer tells it that all it sent is kept, so
+        # the association's files must be on disk first (``durability``).
+        failed = self.durability.settle(id(event.assoc))
+        if failed:
+            log.error("association from %s: %d instances could not be made durable; their "
+                      "series stays in error until sent again", event.assoc.requestor.ae_title,
+                      failed)
+
     def _handle_closed(self, event) -> None:
+        self.durability.forget(id(event.assoc))
         self.tracker.association_closed(id(event.assoc))
 
     def _handle_ended(self, event) -> None:
@@ -209,16 +224,17 @@ class Listener:
             return self._tally(event, "duplicates", STATUS_SUCCESS)
         meta = file_meta(event.request.AffectedSOPClassUID, header.sop_uid,
                          event.context.transfer_syntax, calling_aet)
-        stored = False
+        series_id = reservation.active.round.series_id
         try:
-            write_intake_file(reservation.path, [meta, raw])
-            stored = True
+            write_intake_file(reservation.path, [meta, raw], sync_file=False)
         except OSError as exc:
+            self.tracker.stored(reservation, False)
             log.error("series #%d: cannot write an instance (%s); refused with 0xA700",
-                      reservation.active.round.series_id, describe(exc))
+                      series_id, describe(exc))
             return self._tally(event, "refused", STATUS_OUT_OF_RESOURCES)
-        finally:
-            self.tracker.stored(reservation, stored)
+        # In flight until synced: the round is not published before its files are durable.
+        self.durability.sync_later(id(event.assoc), reservation.path, f"series #{series_id}",
+                                   lambda ok: self.tracker.synced(reservation, ok))
         return self._tally(event, "stored", STATUS_SUCCESS)
 
     def _quarantine(self, event, raw: memoryview, reason: str) -> None:
@@ -246,20 +262,6 @@ class Listener:
 def _handle_echo(event) -> int:
     log.debug("C-ECHO from %s", event.assoc.requestor.ae_title)
     return STATUS_SUCCESS
-
-
-def file_meta(sop_class_uid: str, sop_instance_uid: str, transfer_syntax: str,
-              calling_aet: str | None) -> bytes:
-    """Preamble, ``DICM`` and the encoded file meta group for a received dataset."""
-    meta = FileMetaDataset()
-    meta.MediaStorageSOPClassUID = sop_class_uid
-    meta.MediaStorageSOPInstanceUID = sop_instance_uid
-    meta.TransferSyntaxUID = transfer_syntax
-    meta.ImplementationClassUID = PYNETDICOM_IMPLEMENTATION_UID
-    meta.ImplementationVersionName = PYNETDICOM_IMPLEMENTATION_VERSION
-    if calling_aet:
-        meta.SourceApplicationEntityTitle = calling_aet
-    return _PREAMBLE + encode_file_meta(meta)
 
 
 def build_ae(settings: Settings) -> AE:

@@ -346,3 +346,68 @@ def test_a_listener_on_a_port_in_use_fails_with_one_clear_line(cli_env):
     assert result.returncode == 1
     assert result.stderr.strip().splitlines()[-1] == \
         f"dicom-ops listener: cannot listen on 127.0.0.1:{port}: Address already in use"
+
+
+def _listener_with_sync(settings, sync):
+    # A failing or slow fsync cannot be caused for real here: the sync step is injected.
+    from dataclasses import replace
+
+    from dicom_ops.intake.durability import Durability
+    from dicom_ops.intake.listener import Listener
+
+    listener = Listener(replace(settings, quiet_seconds=1))
+    listener.durability = Durability(sync=sync)
+    listener.start(port=0)
+    return listener
+
+
+def test_the_release_is_answered_only_once_every_file_is_on_disk(settings, tmp_path):
+    import time
+
+    from dicom_ops.intake.durability import fsync_file
+
+    synced = []
+
+    def slow_disk(path):
+        time.sleep(0.2)
+        fsync_file(path)
+        synced.append(path.name)
+
+    files, _, series_uid = write_ct(tmp_path / "ct", slices=6)
+    listener = _listener_with_sync(settings, slow_disk)
+    try:
+        storescu(listener.port, files)
+        synced_when_released = len(synced)
+        series = wait_ready(settings.db_url, [series_uid])[series_uid]
+    finally:
+        listener.stop()
+
+    assert synced_when_released == 6
+    assert series.instance_count == 6
+
+
+def test_an_instance_that_cannot_be_synced_fails_its_round_and_a_resend_completes(
+        settings, tmp_path):
+    failures = {"left": 1}
+
+    def failing_disk(path):
+        if failures["left"]:
+            failures["left"] -= 1
+            raise OSError(5, "Input/output error")
+
+    files, _, series_uid = write_ct(tmp_path / "ct", slices=4)
+    listener = _listener_with_sync(settings, failing_disk)
+    try:
+        storescu(listener.port, files)
+        wait_until(lambda: series_rows(settings.db_url)[series_uid].state == "error",
+                   message="the round did not fail")
+        failed = series_rows(settings.db_url)[series_uid]
+        storescu(listener.port, files)
+        series = wait_ready(settings.db_url, [series_uid])[series_uid]
+    finally:
+        listener.stop()
+
+    assert "fsync failed" in failed.state_detail
+    assert "send the series again" in failed.state_detail
+    assert series.instance_count == 4
+    assert len(files_under(settings.datastore_dir)) == 4
