@@ -11,23 +11,23 @@ triggerer, which would re-announce everything still waiting. On a triggerer
 restart it starts fresh and announces, once, the series waiting in ``ready``;
 nothing that became ready meanwhile is lost, and the export DAG's atomic claim
 makes an extra run harmless. An unreachable app DB is logged and retried with
-backoff; it never ends the watch.
+backoff; it never ends the watch (the loop is ``app_db_watch.poll_forever``).
 """
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
+from functools import partial
 from typing import Any
 
 from airflow.triggers.base import BaseEventTrigger, TriggerEvent
 
+from dicom_ops.airflow.triggers.app_db_watch import app_db_settings, poll_forever
 from dicom_ops.airflow.triggers.blocking import run_blocking
 from dicom_ops.db.session import session_scope
 from dicom_ops.intake.readiness import ReadinessWatch
 
 MAX_SERIES_IDS_IN_EVENT = 100
-MAX_BACKOFF_SECONDS = 60.0
 
 
 class SeriesReadyTrigger(BaseEventTrigger):
@@ -41,36 +41,16 @@ class SeriesReadyTrigger(BaseEventTrigger):
                 {"poll_seconds": self.poll_seconds, "db_url": self.db_url})
 
     def _app_db_url(self) -> str:
-        if self.db_url:
-            return self.db_url
-        from dicom_ops.airflow.app_settings import task_settings
-        from dicom_ops.config import get_settings
-
-        try:
-            return task_settings().db_url
-        except Exception as exc:  # the connection lookup failed: DICOM_OPS_DB_URL is the rest
-            self.log.warning("cannot read the Airflow connection dicom_ops_db (%s); using "
-                             "DICOM_OPS_DB_URL", type(exc).__name__)
-            return get_settings().db_url
+        return self.db_url or app_db_settings(self.log).db_url
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
-        watch = ReadinessWatch()
         url = await run_blocking(self._app_db_url)  # may look up an Airflow connection
-        failures = 0
-        while True:
-            try:
-                new = await run_blocking(_poll, url, watch)
-                failures = 0
-            except Exception as exc:  # the app DB is down or not migrated yet: keep watching
-                failures += 1
-                self.log.warning("cannot read the app DB (%s); retrying", type(exc).__name__)
-                new = []
+        poll = partial(_poll, url, ReadinessWatch())
+        async for new in poll_forever(poll, self.poll_seconds, self.log, empty=[]):
             if new:
                 self.log.info("%d series ready: %s", len(new), new[:MAX_SERIES_IDS_IN_EVENT])
                 yield TriggerEvent({"status": "ready", "count": len(new),
                                     "series_ids": new[:MAX_SERIES_IDS_IN_EVENT]})
-            delay = self.poll_seconds * (2 ** min(failures, 6)) if failures else self.poll_seconds
-            await asyncio.sleep(min(delay, MAX_BACKOFF_SECONDS))
 
 
 def _poll(url: str, watch: ReadinessWatch) -> list[int]:
