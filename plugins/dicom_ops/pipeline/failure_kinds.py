@@ -146,7 +146,11 @@ def classify(error: BaseException) -> Classified:
     if isinstance(error, JobFailed):
         return Classified(FailureKind.PERMANENT, redact_identifiers(error.reason), error.stage)
     rule = rule_for(type(error))
-    message = redact_identifiers(_error_text(error)) or type(error).__name__
     if rule is UNKNOWN:
-        message = f"{type(error).__name__}: {message}"
+        # Only the errors in the table are known to word themselves without patient values;
+        # any other may quote one (a name in a path, a value in a parse error): its text is
+        # left to the DEBUG log, where PHI is allowed.
+        return Classified(rule.kind, f"unexpected {type(error).__name__} (its text is in the "
+                                     "task log at DEBUG)")
+    message = redact_identifiers(_error_text(error)) or type(error).__name__
     return Classified(rule.kind, rule.reason.replace("{error}", message))

@@ -58,7 +58,7 @@ TRANSIENT = [
     (OperationalError("UPDATE job SET ...", {"uid": UID}, Exception("database is locked")),
      "app database unavailable (OperationalError)"),
     (OSError(errno.ENOSPC, "No space left on device"), "file system error: [Errno 28] No space"),
-    (KeyError("something nobody expected"), "KeyError: 'something nobody expected'"),
+    (KeyError("something nobody expected"), "unexpected KeyError (its text is in the task log"),
 ]
 
 
@@ -103,6 +103,15 @@ def test_every_entry_has_a_kind_and_a_reason():
     for error_type, rule in FAILURE_KINDS.items():
         assert isinstance(rule.kind, FailureKind), error_type
         assert rule.reason.strip(), error_type
+
+
+def test_an_unexpected_error_shows_its_class_but_not_its_text():
+    error = ValueError("cannot parse /data/watch/Smith_John_1970/scan: PN 'Smith^John'")
+
+    reason = classify(error).reason
+
+    assert "Smith" not in reason
+    assert reason.startswith("unexpected ValueError")
 
 
 def test_an_os_error_does_not_show_the_file_it_names():
