@@ -42,7 +42,16 @@ Chunks = bytes | bytearray | memoryview | Iterable[bytes | bytearray | memoryvie
 
 def fsync_directory(directory: Path) -> None:
     """Make the names in ``directory`` durable (a rename is only safe once this returns)."""
-    descriptor = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    _fsync(directory, os.O_RDONLY | os.O_DIRECTORY)
+
+
+def fsync_file(path: Path) -> None:
+    """Make the content of an already written ``path`` durable (``intake.durability``)."""
+    _fsync(path, os.O_RDONLY)
+
+
+def _fsync(path: Path, flags: int) -> None:
+    descriptor = os.open(path, flags)
     try:
         os.fsync(descriptor)
     finally:

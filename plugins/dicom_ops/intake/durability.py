@@ -21,27 +21,19 @@ each file while the next ones arrive, and
 from __future__ import annotations
 
 import logging
-import os
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from pathlib import Path
 
 from dicom_ops.failures import describe
+from dicom_ops.files import fsync_file
 
 log = logging.getLogger("dicom_ops.listener")
 
 # fsyncs wait on the disk, not the GIL: a few at once keep up with many associations.
 SYNC_WORKERS = 4
 _PRUNE_AT = 256  # settled futures are dropped from an association's list past this many
-
-
-def fsync_file(path: Path) -> None:
-    descriptor = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
 
 
 class Durability:

@@ -2,9 +2,10 @@
 
 Parsing stops after (0020,000E) Series Instance UID, so pixel data and most of the
 header are never touched, and only the elements intake keeps are turned into a
-``Dataset`` (building all of them was a third of the listener's time per instance). UIDs are checked here: an instance whose Study, Series
-or SOP Instance UID is missing or not a valid UID is refused with a reason that
-names the attribute but never its value.
+``Dataset`` (building all of them was a third of the listener's time per instance).
+UIDs are checked here: an instance whose Study, Series or SOP Instance UID is missing
+or not a valid UID is refused with a reason that names the attribute but never its
+value.
 """
 
 from __future__ import annotations

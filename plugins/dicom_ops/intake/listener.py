@@ -52,6 +52,7 @@ STATUS_OUT_OF_RESOURCES = 0xA700
 # single win for throughput. 1 MiB bounds what one peer can make us buffer at once.
 MAX_PDU_SIZE = 1 << 20
 
+
 class DiskGuard:
     """Is there room for another instance? Logs when the answer changes."""
 

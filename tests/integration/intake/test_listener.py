@@ -364,7 +364,7 @@ def _listener_with_sync(settings, sync):
 def test_the_release_is_answered_only_once_every_file_is_on_disk(settings, tmp_path):
     import time
 
-    from dicom_ops.intake.durability import fsync_file
+    from dicom_ops.files import fsync_file
 
     synced = []
 
