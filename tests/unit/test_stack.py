@@ -70,3 +70,17 @@ def test_the_console_gets_our_processes_and_events_and_airflow_gets_a_log_file(t
     text = banner(stack)
     assert "http://127.0.0.1:8080/plugin/dicom-jobs" in text
     assert str(tmp_path / "logs" / "airflow.log") in text
+
+
+def test_the_stack_runs_tasks_on_the_preloading_local_executor_unless_told_otherwise(tmp_path):
+    from airflow.executors.local_executor import LocalExecutor
+    from dicom_ops.airflow.executors.preloading import PreloadingLocalExecutor
+
+    env = prepare({"DICOM_OPS_DATA_ROOT": str(tmp_path)}).env
+    module, _, name = env["AIRFLOW__CORE__EXECUTOR"].rpartition(".")
+    assert getattr(__import__(module, fromlist=[name]), name) is PreloadingLocalExecutor
+    # `airflow standalone` keeps an executor only when it is a local one
+    assert issubclass(PreloadingLocalExecutor, LocalExecutor) and PreloadingLocalExecutor.is_local
+    exported = prepare({"DICOM_OPS_DATA_ROOT": str(tmp_path),
+                        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor"}).env
+    assert exported["AIRFLOW__CORE__EXECUTOR"] == "LocalExecutor"
