@@ -49,6 +49,7 @@ from dicom_ops.devtools.synthetic import (  # noqa: E402
     write_series,
 )
 from dicom_ops.devtools.timing import percentile_95  # noqa: E402
+from dicom_ops.draw.transfer_lifecycle import TransferStatus  # noqa: E402
 
 from tests.support.stack import start_stack  # noqa: E402
 
@@ -99,7 +100,7 @@ def _delivered(db_url: str, emulator_dir: Path, patient: Patient, quiet: int) ->
             .join(Transfer, Transfer.job_id == JobSeries.job_id)
             .where(Series.series_uid == patient.series_uid)
         ).first()
-    if row is None or row.status not in ("delivered", "confirmed"):
+    if row is None or row.status not in (TransferStatus.DELIVERED, TransferStatus.CONFIRMED):
         return False
     rtstructs = list(Path(row.origin_folder or row.folder).glob("RS.*.dcm"))
     if len(rtstructs) != 1:

@@ -49,6 +49,7 @@ from dicom_ops.devtools.synthetic import (  # noqa: E402
     synthetic_patient,
     write_series,
 )
+from dicom_ops.draw.transfer_lifecycle import TransferStatus  # noqa: E402
 
 from tests.support.stack import start_stack  # noqa: E402
 
@@ -98,7 +99,7 @@ def _delivered(db_url: str, series_uid: str) -> bool:
             select(Transfer.status).join(JobSeries, JobSeries.job_id == Transfer.job_id)
             .join(Series, Series.id == JobSeries.series_id)
             .where(Series.series_uid == series_uid))
-    return status == "confirmed"
+    return status == TransferStatus.CONFIRMED
 
 
 def _dags_report(stack) -> list[dict]:
