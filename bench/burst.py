@@ -16,6 +16,11 @@ time from the first C-STORE until all are delivered correctly, and, as the ancho
 measured in the same run, the time of one patient sent alone before the burst.
 
     .venv/bin/python bench/burst.py [--patients 20] [--slices 60] [--quiet 30]
+                                    [--upload-slots N]
+
+The stack runs with its default settings but for the quiet period and the emulator's
+delay (0: its processing is subtracted anyway); ``--upload-slots`` sets
+DICOM_OPS_UPLOAD_SLOTS, the draw_upload pool that a burst's uploads queue for.
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ from sqlalchemy import select
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from dicom_ops.config import load_settings  # noqa: E402
 from dicom_ops.db.models import JobSeries, Series, Transfer  # noqa: E402
 from dicom_ops.db.session import session_scope  # noqa: E402
 from dicom_ops.devtools.dcmtk import DcmtkMissing, require_dcmtk, version_banner  # noqa: E402
@@ -138,6 +144,8 @@ def main() -> None:
     parser.add_argument("--slices", type=int, default=60)
     parser.add_argument("--size", type=int, default=256)
     parser.add_argument("--quiet", type=int, default=30, help="DICOM_OPS_QUIET_SECONDS")
+    parser.add_argument("--upload-slots", type=int, help="DICOM_OPS_UPLOAD_SLOTS "
+                        "(default: the setting's own)")
     args = parser.parse_args()
     try:  # dcmtk's, by absolute path: never pynetdicom's namesake in the venv's bin
         storescu = require_dcmtk("storescu")
@@ -149,8 +157,11 @@ def main() -> None:
     alone = _make_patient(FIRST_PATIENT - 1, args.slices, args.size, workdir)
     patients = [_make_patient(FIRST_PATIENT + n, args.slices, args.size, workdir)
                 for n in range(args.patients)]
-    stack = start_stack(workdir / "var", {"DICOM_OPS_QUIET_SECONDS": str(args.quiet),
-                                         "DICOM_OPS_EMULATOR_DELAY_SECONDS": "0"})
+    settings = {"DICOM_OPS_QUIET_SECONDS": str(args.quiet),
+                "DICOM_OPS_EMULATOR_DELAY_SECONDS": "0"}
+    if args.upload_slots is not None:
+        settings["DICOM_OPS_UPLOAD_SLOTS"] = str(args.upload_slots)
+    stack = start_stack(workdir / "var", settings)
     try:
         stack.wait_healthy(timeout=300)
         db_url = f"sqlite:///{stack.data_root / 'dicom_ops.sqlite'}"
@@ -181,6 +192,8 @@ def main() -> None:
     p50, p95 = statistics.median(overheads), percentile_95(overheads)
     print(f"\n{len(patients)} patients x {args.slices} slices {args.size}x{args.size}, "
           f"sent at once, all delivered correctly ({datetime.now(UTC):%Y-%m-%d %H:%M} UTC)")
+    print(f"draw_upload pool: {load_settings(settings).upload_slots} slots "
+          "(DICOM_OPS_UPLOAD_SLOTS)")
     print("overhead = RTSTRUCT in origin folder - last image received - "
           f"{args.quiet} s quiet period - server processing time")
     print(f"  p50 {p50:.1f} s (goal <= 30), p95 {p95:.1f} s (goal <= 60), "
