@@ -71,7 +71,10 @@ def service_dag(definition: ServiceDefinition) -> DAG:
         timetable=DeltaTriggerTimetable(timedelta(minutes=settings.services_interval_minutes)),
         assets=AssetAny(*(EVENT_ASSETS[str(event)] for event in events)))
     order = ", ".join(job.job_name for job in definition.enabled_jobs)
-    with DAG(dag_id=definition.dag_id, schedule=schedule, max_active_runs=1, **COMMON,
+    # A burst of ready series brings one service item per series; the export and import
+    # of those same patients come first, so a service runs few tasks at a time.
+    with DAG(dag_id=definition.dag_id, schedule=schedule, max_active_runs=1,
+             max_active_tasks=settings.services_max_active_tasks, **COMMON,
              description=f"service {definition.name}: {order}",
              default_args={"retries": 0},
              doc_md=f"Service `{definition.name}` ({definition.file}).\n\n{__doc__}") as dag:

@@ -345,6 +345,10 @@ SETTINGS: tuple[Setting, ...] = (
             "Services take event items (ready series, quiet studies, delivered RTSTRUCTs) "
             "of at most this many hours ago, each once per service: a service dropped in "
             "also runs on the items of this window."),
+    Setting("services_max_active_tasks", "2", _int_range(1, 64), "an integer 1-64",
+            "Tasks each service DAG runs at once (its other items wait their turn): a "
+            "burst's service jobs must not take the CPU that the burst's export and import "
+            "need."),
 )
 
 
@@ -407,6 +411,7 @@ class Settings:
     services_dir: Path
     services_interval_minutes: int
     services_lookback_hours: int
+    services_max_active_tasks: int
 
     @property
     def datastore_dir(self) -> Path:

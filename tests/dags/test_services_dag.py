@@ -210,3 +210,15 @@ def test_a_failed_pre_service_skips_the_jobs_after_it_saying_why(services_dir):
     assert runs[(item, "main")].reason == "pre-service 'guard' failed for this item"
     assert runs[(item, "tidy")].status == "skipped"
     assert task_states(run)[("summary_series_ready", -1)] == "failed"
+
+
+def test_a_service_runs_at_most_the_configured_number_of_tasks_at_once(services_dir,
+                                                                        monkeypatch):
+    # a burst of ready series gives one item each: the scheduler runs only this many of
+    # the service's tasks at a time, leaving the CPU to the same patients' export
+    write_service(services_dir, "measure", [{"jobName": "measure", "workerEntry": "worker:work"}])
+    default = load_service_dags()["service_measure"]
+    monkeypatch.setenv("DICOM_OPS_SERVICES_MAX_ACTIVE_TASKS", "5")
+    get_settings.cache_clear()
+    configured = load_service_dags()["service_measure"]
+    assert (default.max_active_tasks, configured.max_active_tasks) == (2, 5)
