@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pydicom
 import pytest
-from dicom_ops.devtools.rtstruct_builder import referenced_uids
 
 from tests.factories import SeriesGeometry, make_ct_series, synthetic_patient, write_series
 from tests.support.dcmtk import dcmtk_tool
+from tests.support.pipeline import assert_rtstruct_for
 from tests.support.stack import start_stack
 
 pytestmark = pytest.mark.slow
@@ -82,14 +82,7 @@ def test_storescu_to_rtstruct_in_the_origin_folder_through_the_running_stack(tmp
         origin = stack.data_root / "datastore" / ours.StudyInstanceUID / ours.SeriesInstanceUID
         mine = [path for path in delivered if path.parent == origin]
         assert len(mine) == 1
-        rtstruct = pydicom.dcmread(mine[0])
-        assert rtstruct.PatientID == patient.patient_id
-        assert str(rtstruct.PatientName) == patient.dicom_name
-        assert rtstruct.StudyInstanceUID == ours.StudyInstanceUID
-        refs = referenced_uids(rtstruct)
-        assert refs["series"] == {ours.SeriesInstanceUID}
-        assert refs["frame_of_reference"] == {ours.FrameOfReferenceUID}
-        assert refs["contour_images"] <= {ds.SOPInstanceUID for ds in series[patient.patient_id]}
+        assert_rtstruct_for(pydicom.dcmread(mine[0]), patient, series[patient.patient_id])
     origins = {stack.data_root / "datastore" / images[0].StudyInstanceUID
                / images[0].SeriesInstanceUID for images in series.values()}
     demo = [path for path in delivered if path.parent not in origins]

@@ -1,4 +1,5 @@
-"""Series that arrived and are ready, as the listener would leave them, for pipeline tests."""
+"""Series that arrived and are ready, as the listener would leave them, for pipeline tests;
+and the check that a delivered RTSTRUCT is the one for its patient and series."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from pathlib import Path
 from dicom_ops.config import Settings
 from dicom_ops.db.models import Series, utcnow
 from dicom_ops.db.session import session_scope
+from dicom_ops.devtools.rtstruct_builder import referenced_uids
 from pydicom.dataset import Dataset
 
 from tests.factories import SeriesGeometry, make_ct_series, synthetic_patient, write_series
@@ -42,3 +44,16 @@ def ready_series_on_disk(settings: Settings, patient_index: int = 0,
         session.flush()
         series_id = series.id
     return ReadySeries(series_id, folder, datasets)
+
+
+def assert_rtstruct_for(rtstruct: Dataset, patient, series: list[Dataset]) -> None:
+    """The RTSTRUCT names the patient again (re-identified) and references exactly this
+    series: its study, series and frame of reference, and only its images."""
+    first = series[0]
+    assert rtstruct.PatientID == patient.patient_id
+    assert str(rtstruct.PatientName) == patient.dicom_name
+    assert rtstruct.StudyInstanceUID == first.StudyInstanceUID
+    refs = referenced_uids(rtstruct)
+    assert refs["series"] == {first.SeriesInstanceUID}
+    assert refs["frame_of_reference"] == {first.FrameOfReferenceUID}
+    assert refs["contour_images"] <= {ds.SOPInstanceUID for ds in series}

@@ -9,7 +9,6 @@ import pydicom
 import pytest
 from dicom_ops.db.models import Job, Series, Transfer
 from dicom_ops.db.session import session_scope
-from dicom_ops.devtools.rtstruct_builder import referenced_uids
 from dicom_ops.jobs.claims import claim_next_job
 from dicom_ops.jobs.planning import plan_ready_series
 from dicom_ops.pipeline.errors import JobFailed
@@ -19,7 +18,7 @@ from dicom_ops.templates import load_templates
 from sqlalchemy import select
 
 from tests.factories import synthetic_patient, with_burned_in_annotation, write_series
-from tests.support.pipeline import ready_series_on_disk
+from tests.support.pipeline import assert_rtstruct_for, ready_series_on_disk
 
 
 def _export(settings, client) -> int:
@@ -50,16 +49,7 @@ def test_ready_series_comes_back_as_a_reidentified_rtstruct_in_its_origin_folder
     delivered = fetch_and_deliver(settings, job_id, client)
 
     assert delivered.parent == ready.folder and delivered.name.startswith("RS.")
-    rtstruct = pydicom.dcmread(delivered)
-    original = ready.datasets[0]
-    patient = synthetic_patient(3)
-    assert rtstruct.PatientID == patient.patient_id
-    assert str(rtstruct.PatientName) == patient.dicom_name
-    assert rtstruct.StudyInstanceUID == original.StudyInstanceUID
-    refs = referenced_uids(rtstruct)
-    assert refs["frame_of_reference"] == {original.FrameOfReferenceUID}
-    assert refs["series"] == {original.SeriesInstanceUID}
-    assert refs["contour_images"] <= {ds.SOPInstanceUID for ds in ready.datasets}
+    assert_rtstruct_for(pydicom.dcmread(delivered), synthetic_patient(3), ready.datasets)
     job = _job(settings, job_id)
     assert job.status == "finished" and job.turnaround_seconds > 0
     with session_scope(settings.db_url) as session:
