@@ -152,5 +152,13 @@ def test_five_patients_survive_killed_workers_scheduler_and_triggerer(tmp_path):
         for worker in killed:
             assert _took_work_after_restart(log, worker), f"worker-{worker} took no work"
         assert "restarting scheduler" in log and "restarting triggerer" in log
+        # every worker start, the restarted ones' too, loaded the DAG files' imports once
+        # before forking its pool, and all of them loaded
+        for worker in (1, 2):  # the cluster's two workers (wait_healthy)
+            starts = 1 + log.count(f"restarting worker-{worker} ")
+            preloads = re.findall(rf"^worker-{worker}\s+\|.*Preloaded (\d+) of (\d+) "
+                                  "DAG-file imports before the worker forks its pool", log, re.M)
+            assert len(preloads) == starts, f"worker-{worker}: {preloads}, {starts} starts"
+            assert all(loaded == found != "0" for loaded, found in preloads), preloads
     finally:
         cluster.remove()

@@ -52,6 +52,7 @@ STUCK_RETRIES = 5
 # visibility timeout; it must be longer than the longest task (Airflow's default, 24 h,
 # is kept): the heartbeat timeout above, not the redelivery, is what re-runs a task.
 WORKER_CONCURRENCY = 4
+CELERY_CONFIG = "dicom_ops.airflow.executors.celery_config.CELERY_CONFIG"
 
 
 def shared_settings() -> dict[str, str]:
@@ -76,6 +77,9 @@ def shared_settings() -> dict[str, str]:
         "AIRFLOW__CELERY__TASK_ACKS_LATE": "True",
         "AIRFLOW__CELERY__WORKER_PREFETCH_MULTIPLIER": "1",
         "AIRFLOW__CELERY__WORKER_CONCURRENCY": str(WORKER_CONCURRENCY),
+        # Airflow's Celery settings, and the workers' tasks start with the DAG files'
+        # imports already loaded (``dicom_ops.airflow.executors.celery_config``)
+        "AIRFLOW__CELERY__CELERY_CONFIG_OPTIONS": CELERY_CONFIG,
     }
 
 
