@@ -36,12 +36,17 @@ def _wait_for_rtstructs(datastore: Path, count: int, stack, timeout: float) -> l
 
 
 def _most_at_once(airflow_db: Path, dag_id: str, task_id: str) -> tuple[int, int]:
-    """(task instances that ran, most of them running at the same moment)."""
+    """(task instances that ran, most of them running at the same moment).
+
+    Ran: succeeded or failed. An instance marked upstream_failed or skipped never ran,
+    though Airflow stamps it with a start and end (seen when the first service run's
+    claim task failed during the stack's start, and the next run took every item)."""
     with sqlite3.connect(airflow_db) as connection:
         spans = [(datetime.fromisoformat(start), datetime.fromisoformat(end))
                  for start, end in connection.execute(
                      "SELECT start_date, end_date FROM task_instance WHERE dag_id = ? AND "
-                     "task_id = ? AND start_date IS NOT NULL AND end_date IS NOT NULL",
+                     "task_id = ? AND state IN ('success', 'failed') AND "
+                     "start_date IS NOT NULL AND end_date IS NOT NULL",
                      (dag_id, task_id))]
     moments = sorted([(start, 1) for start, _ in spans] + [(end, -1) for _, end in spans])
     running = most = 0
