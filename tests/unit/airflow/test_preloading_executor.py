@@ -1,6 +1,6 @@
 """The embedded stack's executor loads the DAG files' imports once, before it forks its
 workers, so tasks inherit them; and it does so without reading a setting or opening
-anything that must not cross a fork."""
+anything that must not cross a fork. It forks no worker before the Execution API answers."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import logging
 import subprocess
 import sys
 import textwrap
+import threading
 
 from dicom_ops.airflow.executors.preloading import (
     PreloadingLocalExecutor,
@@ -16,6 +17,11 @@ from dicom_ops.airflow.executors.preloading import (
     preload,
 )
 from dicom_ops.config import REPO_ROOT
+
+from tests.support import execution_api as stand_in
+
+late_execution_api, live_execution_api = (stand_in.late_execution_api,
+                                          stand_in.live_execution_api)
 
 DAGS = REPO_ROOT / "dags"
 
@@ -65,7 +71,8 @@ def test_a_broken_dag_file_or_import_is_skipped_and_named(tmp_path, caplog):
     assert "ModuleNotFoundError" in caplog.text
 
 
-def test_start_imports_the_dag_files_modules_before_any_worker_exists(tmp_path, monkeypatch):
+def test_start_imports_the_dag_files_modules_before_any_worker_exists(tmp_path, monkeypatch,
+                                                                     live_execution_api):
     # given a DAG folder whose one import records where and when it was first imported
     marker = tmp_path / "marker.json"
     (tmp_path / "lib").mkdir()
@@ -91,3 +98,27 @@ def test_start_imports_the_dag_files_modules_before_any_worker_exists(tmp_path, 
     finally:
         executor.end()
         sys.modules.pop("heavy_for_tasks", None)
+
+
+def test_no_worker_is_forked_before_the_execution_api_answers(tmp_path, monkeypatch,
+                                                              late_execution_api):
+    # given the API server still starting (nothing listens yet), as on a first `make run`
+    (tmp_path / "dags").mkdir()
+    monkeypatch.setenv("AIRFLOW__CORE__DAGS_FOLDER", str(tmp_path / "dags"))
+    executor = PreloadingLocalExecutor(parallelism=2)
+    starting = threading.Thread(target=executor.start, daemon=True)
+    starting.start()
+    try:
+        # then the executor has no worker a task could be sent to
+        starting.join(timeout=1.0)
+        assert starting.is_alive() and not getattr(executor, "workers", {})
+        # when the API server answers, the workers start
+        late_execution_api.listen()
+        starting.join(timeout=30)
+        assert not starting.is_alive()
+        assert late_execution_api.health_checks >= 1
+        assert len(executor.workers) == 2
+        assert all(worker.is_alive() for worker in executor.workers.values())
+    finally:
+        if not starting.is_alive():
+            executor.end()

@@ -15,6 +15,9 @@ no setting read, nothing opened; a failing import is logged and skipped. Selecte
 ``AIRFLOW__CELERY__CELERY_CONFIG_OPTIONS`` (``dicom_ops.cluster.deployment``). The
 scheduler imports this module too, to build the Celery app it sends tasks with; the
 signal is never sent there, so the scheduler loads nothing extra.
+
+The same handler then holds the worker until the Execution API answers
+(``execution_api``), as the embedded stack's executor does before it forks.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import logging
 from airflow.providers.celery.executors.default_celery import DEFAULT_CELERY_CONFIG
 from celery.signals import import_modules
 
+from dicom_ops.airflow.executors.execution_api import wait_for_execution_api
 from dicom_ops.airflow.executors.preloading import preload_dag_folder
 
 log = logging.getLogger(__name__)
@@ -33,10 +37,12 @@ CELERY_CONFIG = DEFAULT_CELERY_CONFIG
 
 
 @import_modules.connect
-def preload_for_tasks(**_signal) -> None:
+def prepare_for_tasks(**_signal) -> None:
     # Celery re-raises what a handler of this signal raises and the worker does not start:
     # a preload that fails must cost the tasks their head start, never the worker.
     try:
         preload_dag_folder("the worker forks its pool")
     except Exception:  # noqa: BLE001
         log.exception("Preloading the DAG files' imports failed; tasks will import them")
+    # and its pool takes no task before the API server can start one (``execution_api``)
+    wait_for_execution_api()

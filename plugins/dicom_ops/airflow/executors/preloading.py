@@ -23,6 +23,8 @@ from pathlib import Path
 from airflow.configuration import conf
 from airflow.executors.local_executor import LocalExecutor
 
+from dicom_ops.airflow.executors.execution_api import wait_for_execution_api
+
 log = logging.getLogger(__name__)
 
 
@@ -61,19 +63,20 @@ def preload(statements: list[ast.stmt]) -> int:
     return loaded
 
 
-def preload_dag_folder(before: str) -> int:
-    """Preload the imports of the configured DAG folder's files, ``before`` what (for the
-    log line); returns how many loaded. One home for both executors' preload: the
-    LocalExecutor's here and the Celery workers' (``celery_config``)."""
+def preload_dag_folder(before: str) -> None:
+    """Preload the imports of the configured DAG folder's files, and log how many loaded
+    ``before`` what. One home for both executors' preload: the LocalExecutor's here and
+    the Celery workers' (``celery_config``)."""
     statements = dag_file_imports(Path(conf.get("core", "dags_folder")))
     loaded = preload(statements)
     log.info("Preloaded %d of %d DAG-file imports before %s", loaded, len(statements), before)
-    return loaded
 
 
 class PreloadingLocalExecutor(LocalExecutor):
-    """LocalExecutor whose worker processes start with the DAG files' imports loaded."""
+    """LocalExecutor whose worker processes start with the DAG files' imports loaded, and
+    only once the Execution API answers (``execution_api``)."""
 
     def start(self) -> None:
         preload_dag_folder("forking workers")
+        wait_for_execution_api()
         super().start()
