@@ -28,14 +28,14 @@ from airflow.executors.base_executor import get_execution_api_server_url
 
 log = logging.getLogger(__name__)
 
-# Longer than the API server's slowest start seen here (20 s on two loaded cores, a
-# first start migrating nothing); short enough that a wrong URL shows within minutes.
+# Well over the API server's slowest start seen here (~20 s on two loaded cores); short
+# enough that a wrong URL is named within minutes.
 PATIENCE_SECONDS = 300.0
 POLL_SECONDS = 0.5
 REMIND_SECONDS = 30.0
 
 
-def execution_api_answers(url: str, timeout: float = 5.0) -> str | None:
+def why_execution_api_not_ready(url: str, timeout: float = 5.0) -> str | None:
     """``None`` when ``<url>health`` answers 200, else why not (for the log)."""
     try:
         with urllib.request.urlopen(url.rstrip("/") + "/health", timeout=timeout) as response:
@@ -53,7 +53,7 @@ def wait_for_execution_api(url: str | None = None, *, patience: float = PATIENCE
     or, after ``patience`` seconds without an answer, False. Never raises."""
     url = url or get_execution_api_server_url()
     started = time.monotonic()
-    why = execution_api_answers(url)
+    why = why_execution_api_not_ready(url)
     if why is None:
         return True
     log.info("Waiting for the Execution API at %s before starting tasks (%s)", url, why)
@@ -70,7 +70,7 @@ def wait_for_execution_api(url: str | None = None, *, patience: float = PATIENCE
                         "before it answers", url, why)
             last_reminder = now
         time.sleep(poll)
-        why = execution_api_answers(url)
+        why = why_execution_api_not_ready(url)
         if why is None:
             log.info("The Execution API at %s answers after %.1f s; starting tasks", url,
                      time.monotonic() - started)
