@@ -13,10 +13,11 @@ with files on disk, 3 queued jobs, 3 transfers waiting at the server), times:
 
 on SQLite and on a throwaway PostgreSQL server (tests/support/postgres.py), and prints
 each time with 10 and with 10,000, and their ratio (goal: within 20%, ratio <= 1.2).
-The anchor is the same query with 10 finished series, measured in the same run.
+The anchor is the same query with 10 finished series, measured in the same run: both
+DBs are seeded first, then timed in alternating rounds.
 ``--explain`` prints each backend's query plans of the history-sensitive queries.
 
-    .venv/bin/python bench/history.py [--history 10000] [--rounds 7] [--explain]
+    .venv/bin/python bench/history.py [--history 10000] [--rounds 12] [--explain]
 """
 
 from __future__ import annotations
@@ -27,12 +28,13 @@ import statistics
 import sys
 import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from dicom_ops.config import REPO_ROOT, load_settings  # noqa: E402
+from dicom_ops.config import REPO_ROOT, Settings, load_settings  # noqa: E402
 from dicom_ops.db.session import dispose_engines  # noqa: E402
 from dicom_ops.db.session import upgrade as migrate  # noqa: E402
 from dicom_ops.draw.client import ServerStatus, normalise_status  # noqa: E402
@@ -57,26 +59,48 @@ class ProcessingServer:
         return ServerStatus(raw="PROCESSING", state=normalise_status("PROCESSING"), error=None)
 
 
-def measure(url: str, data_root: Path, history: int, rounds: int, *, plans: bool = False
-            ) -> dict[str, float]:
-    """Median seconds of each operation with ``history`` finished series in the DB."""
+@dataclass
+class Subject:
+    """One app DB seeded with ``history`` finished series, and the times taken on it."""
+
+    history: int
+    settings: Settings
+    times: dict[str, list[float]] = field(default_factory=dict)
+
+    def time_round(self, round_number: int) -> None:
+        """Time each operation once, with this round's small live load in the DB."""
+        live = add_live_load(self.settings, round_number)
+        for name, operation in operations(self.settings, ProcessingServer()).items():
+            started = time.perf_counter()
+            operation()
+            self.times.setdefault(name, []).append(time.perf_counter() - started)
+        remove_live_load(self.settings, live)
+
+    def medians(self) -> dict[str, float]:
+        """Median seconds of each operation, the warm-up round left out."""
+        return {name: statistics.median(values[1:] or values)
+                for name, values in self.times.items()}
+
+
+def prepare(url: str, data_root: Path, history: int) -> Subject:
+    """A migrated app DB at ``url`` with ``history`` finished series and their events."""
     settings = load_settings({}, data_root=data_root, db_url=url, secret_key="bench-" * 6,
                              templates_dir=REPO_ROOT / "include" / "templates",
                              min_free_disk=0, retention_datastore_days=30)
     settings.datastore_dir.mkdir(parents=True, exist_ok=True)
     migrate(url)
     seed_history(url, history, settings.datastore_dir)
-    times: dict[str, list[float]] = {}
+    return Subject(history, settings)
+
+
+def measure(subjects: list[Subject], rounds: int) -> None:
+    """Time the subjects round by round, alternating which goes first, so a change in
+    the machine's speed during the run (seen here: tens of percent) falls on both the
+    anchor and the large history rather than on whichever was timed later."""
     for round_number in range(rounds):
-        live = add_live_load(settings, round_number)
-        for name, operation in operations(settings, ProcessingServer()).items():
-            started = time.perf_counter()
-            operation()
-            times.setdefault(name, []).append(time.perf_counter() - started)
-        remove_live_load(settings, live)
-    if plans:
-        explain(settings, f"{history} finished:")
-    return {name: statistics.median(values[1:] or values) for name, values in times.items()}
+        order = subjects if round_number % 2 == 0 else subjects[::-1]
+        for subject in order:
+            subject.time_round(round_number)
 
 
 def explain(settings, label: str) -> None:
@@ -95,7 +119,7 @@ def explain(settings, label: str) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--history", type=int, default=10_000)
-    parser.add_argument("--rounds", type=int, default=7)
+    parser.add_argument("--rounds", type=int, default=12)
     parser.add_argument("--explain", action="store_true")
     parser.add_argument("--backend", choices=("sqlite", "postgresql", "both"), default="both")
     args = parser.parse_args()
@@ -104,7 +128,7 @@ def main() -> None:
     backends = ["sqlite", "postgresql"] if args.backend == "both" else [args.backend]
     try:
         for backend in backends:
-            results = {}
+            subjects = []
             for history in (SMALL, args.history):
                 root = workdir / f"{backend}-{history}"
                 root.mkdir()
@@ -117,15 +141,18 @@ def main() -> None:
                         except PostgresUnavailable as exc:
                             sys.exit(f"PostgreSQL: {exc}")
                     url = server.create_database(f"history_{history}")
-                results[history] = measure(url, root, history, args.rounds,
-                                           plans=args.explain and history != SMALL)
+                subjects.append(prepare(url, root, history))
+            measure(subjects, args.rounds)
+            if args.explain:
+                explain(subjects[1].settings, f"{args.history} finished:")
+            small, large = (subject.medians() for subject in subjects)
             print(f"\n{backend}: median of {args.rounds - 1} rounds, ms "
                   f"(anchor: {SMALL} finished series, same run)")
             print(f"  {'operation':<16} {SMALL:>8} {args.history:>8}   ratio (goal <= 1.2)")
-            for name, small in results[SMALL].items():
-                large = results[args.history][name]
-                print(f"  {name:<16} {small * 1000:8.1f} {large * 1000:8.1f}   "
-                      f"{large / small:5.2f}{'' if large / small <= 1.2 else '  <- grows'}")
+            for name in small:
+                ratio = large[name] / small[name]
+                print(f"  {name:<16} {small[name] * 1000:8.1f} {large[name] * 1000:8.1f}   "
+                      f"{ratio:5.2f}{'' if ratio <= 1.2 else '  <- grows'}")
     finally:
         dispose_engines()
         if server is not None:
