@@ -5,6 +5,15 @@ stop the children in order), its output is prefixed with its name (or, for a cha
 one such as Airflow, appended to its own log file), and a child
 that exits is restarted after a backoff that doubles up to a ceiling and resets
 once the child has stayed up for a while. Every restart is logged.
+
+A child's session ends with it. `airflow standalone` runs the scheduler, the API server
+and the rest as its own children, and Airflow gives each task process a process group
+of its own. When standalone exits first, a scheduler still shutting down (its executor
+waiting for a task that can no longer reach the API server) was left running with
+nobody to stop it, holding the SQLite DB; after a restart there would be two. So what
+is left of a child's session gets SIGTERM (its process group) when the child exits, and
+SIGKILL (the whole session) before the child is started again or, at stop, once the stop
+timeout has passed.
 """
 
 from __future__ import annotations
@@ -22,6 +31,8 @@ from pathlib import Path
 from typing import TextIO
 
 log = logging.getLogger("dicom_ops.supervisor")
+
+PROC = Path("/proc")
 
 
 @dataclass
@@ -42,6 +53,10 @@ class _Child:
     backoff: float = 0.0
     restarts: int = 0
     done: bool = False
+    # the session of an exited process that still had processes in it, until they end,
+    # and when they get SIGKILL if they have not ended by then
+    leftover_session: int | None = None
+    leftovers_killed_at: float = 0.0
     readers: list[threading.Thread] = field(default_factory=list)
 
 
@@ -89,6 +104,8 @@ class Supervisor:
                 continue
             if child.process is None:
                 if child.restart_at is not None and now >= child.restart_at:
+                    if not self._end_leftovers(child, now):
+                        continue  # the previous run is still shutting down
                     child.restarts += 1
                     log.warning("restarting %s (restart #%d)", child.program.name, child.restarts)
                     self._start(child)
@@ -96,7 +113,14 @@ class Supervisor:
             code = child.process.poll()
             if code is None:
                 continue
+            session = child.process.pid
             child.process = None
+            if _session_alive(session):
+                child.leftover_session = session
+                child.leftovers_killed_at = now + self.stop_timeout
+                _signal_group(session, signal.SIGTERM)
+                log.warning("%s exited and left processes running: stopping them",
+                            child.program.name)
             if not child.program.restart:
                 child.done = True
                 level = logging.INFO if code == 0 else logging.ERROR
@@ -157,20 +181,48 @@ class Supervisor:
             self.output.flush()
 
     def _stop_all(self) -> None:
-        running = [c.process for c in self.children if c.process and c.process.poll() is None]
-        for process in running:
-            _signal_group(process, signal.SIGTERM)
+        running = [c for c in self.children if c.process and c.process.poll() is None]
+        for child in running:
+            _signal_group(child.process.pid, signal.SIGTERM)
         deadline = time.monotonic() + self.stop_timeout
-        for process in running:
+        for child in running:
             try:
-                process.wait(timeout=max(0.1, deadline - time.monotonic()))
+                child.process.wait(timeout=max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
-                _signal_group(process, signal.SIGKILL)
-                process.wait()
+                pass
+        # The leaders have exited (or the time is up); what they started may still be
+        # shutting down. Wait for it within the same timeout, then end it.
+        sessions = {c.program.name: c.process.pid for c in running}
+        sessions.update({c.program.name + " (an earlier run)": c.leftover_session
+                         for c in self.children if c.leftover_session is not None})
+        while (time.monotonic() < deadline
+               and any(_session_alive(session) for session in sessions.values())):
+            time.sleep(0.1)
+        for name, session in sessions.items():
+            killed = _kill_session(session)
+            if killed:
+                log.warning("%s: %d of its processes still ran %.0fs after SIGTERM; killed",
+                            name, killed, self.stop_timeout)
+        for child in running:
+            child.process.wait()
         for child in self.children:
             for reader in child.readers:
                 reader.join(timeout=2)
         log.info("all processes stopped")
+
+    def _end_leftovers(self, child: _Child, now: float) -> bool:
+        """Before a restart: has the previous run's session ended? Its leftovers have the
+        stop timeout from the exit to end after SIGTERM; then they are killed."""
+        if child.leftover_session is None:
+            return True
+        if now < child.leftovers_killed_at and _session_alive(child.leftover_session):
+            return False
+        killed = _kill_session(child.leftover_session)
+        child.leftover_session = None
+        if killed:
+            log.warning("%s: killed %d processes of its previous run before restarting it",
+                        child.program.name, killed)
+        return True
 
 
 def _keep_one_previous(log_file: Path, limit: int) -> None:
@@ -184,8 +236,56 @@ def _keep_one_previous(log_file: Path, limit: int) -> None:
         pass
 
 
-def _signal_group(process: subprocess.Popen, signum: int) -> None:
+def _signal_group(process_group: int, signum: int) -> None:
     try:
-        os.killpg(process.pid, signum)
+        os.killpg(process_group, signum)
     except ProcessLookupError:
         pass
+
+
+def _session_processes(session: int) -> list[int]:
+    """The live processes of ``session`` (each child leads its own: the session id is its
+    pid), read from /proc.
+
+    The session, not the process group: Airflow puts each task process in a group of its
+    own. Zombies are left out: they hold nothing, and an init that does not reap them (as
+    in some containers) keeps them for ever."""
+    members = []
+    for entry in PROC.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:  # it ended while we looked
+            continue
+        # "pid (comm) state ppid pgrp session ...": comm may hold spaces and parentheses
+        state, _ppid, _pgrp, sid = stat.rsplit(")", 1)[1].split()[:4]
+        if state != "Z" and int(sid) == session:
+            members.append(int(entry.name))
+    return members
+
+
+def _session_alive(session: int) -> bool:
+    if PROC.is_dir():
+        return bool(_session_processes(session))
+    try:  # not Linux: the child's process group stands in for its session
+        os.killpg(session, 0)
+    except (ProcessLookupError, PermissionError):
+        return False
+    return True
+
+
+def _kill_session(session: int) -> int:
+    """SIGKILL what is left of ``session``; returns how many processes that was."""
+    if not PROC.is_dir():
+        alive = _session_alive(session)
+        _signal_group(session, signal.SIGKILL)
+        return int(alive)
+    killed = 0
+    for pid in _session_processes(session):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            continue
+        killed += 1
+    return killed

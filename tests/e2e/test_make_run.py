@@ -5,6 +5,7 @@ import sqlite3
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 
 from tests.support.stack import start_stack
@@ -34,6 +35,21 @@ def _first_run_states(airflow_db: Path, timeout: float) -> dict[str, str]:
     return states
 
 
+def _processes_of(data_root: Path) -> list[str]:
+    """Live processes whose environment names the stack's data root: every program of the
+    stack and everything they start (Airflow's scheduler, executor workers, tasks)."""
+    found = []
+    for process in psutil.process_iter():
+        try:
+            if process.status() == psutil.STATUS_ZOMBIE:
+                continue
+            if str(data_root) in " ".join(process.environ().values()):
+                found.append(f"{process.pid} {' '.join(process.cmdline())[:120]}")
+        except psutil.Error:  # ended meanwhile, or another user's
+            continue
+    return found
+
+
 def test_stack_becomes_healthy_and_stops_on_ctrl_c(tmp_path):
     stack = start_stack(tmp_path / "var")
     try:
@@ -45,7 +61,9 @@ def test_stack_becomes_healthy_and_stops_on_ctrl_c(tmp_path):
         # the first runs, started while the API server may still be coming up, succeed
         states = _first_run_states(stack.data_root / "airflow" / "airflow.db", timeout=180)
         assert states == dict.fromkeys(FIRST_RUNS, "success"), stack.airflow_log()[-5000:]
+        assert len(_processes_of(stack.data_root)) >= 5  # the check below sees the stack
     finally:
         code = stack.stop()
     assert code == 0
     assert "all processes stopped" in stack.log()
+    assert _processes_of(stack.data_root) == []  # no scheduler left behind, holding the DB
