@@ -33,6 +33,7 @@ from typing import TextIO
 log = logging.getLogger("dicom_ops.supervisor")
 
 PROC = Path("/proc")
+KILL_WAIT = 10.0  # seconds for killed processes to be gone
 
 
 @dataclass
@@ -288,4 +289,9 @@ def _kill_session(session: int) -> int:
         except ProcessLookupError:
             continue
         killed += 1
+    # SIGKILL is delivered when the kernel next runs them: on a loaded machine that can be
+    # after we return, and "stopped" must mean gone (the DB closed, the port free).
+    deadline = time.monotonic() + KILL_WAIT
+    while killed and time.monotonic() < deadline and _session_processes(session):
+        time.sleep(0.02)
     return killed
