@@ -61,9 +61,8 @@ class ProcessingServer:
 
 @dataclass
 class Subject:
-    """One app DB seeded with ``history`` finished series, and the times taken on it."""
+    """One seeded app DB (its settings), and the times taken on it."""
 
-    history: int
     settings: Settings
     times: dict[str, list[float]] = field(default_factory=dict)
 
@@ -90,7 +89,7 @@ def prepare(url: str, data_root: Path, history: int) -> Subject:
     settings.datastore_dir.mkdir(parents=True, exist_ok=True)
     migrate(url)
     seed_history(url, history, settings.datastore_dir)
-    return Subject(history, settings)
+    return Subject(settings)
 
 
 def measure(subjects: list[Subject], rounds: int) -> None:
